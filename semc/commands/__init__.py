@@ -1,0 +1,1 @@
+"""Subcommands of the ``semc`` command, one module each (``add_arguments`` + ``run``)."""
