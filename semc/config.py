@@ -3,7 +3,7 @@
 Precedence, highest first:
 
 1. environment variables ``SEMC_*`` (listed per key in :data:`SETTINGS`);
-2. the config file ``semc.toml`` — ``$SEMC_CONFIG`` if set, else
+2. the config file ``semc.toml`` — ``$SEMC_CONFIG`` if set (empty or ``none``: no file), else
    ``$SEMC_HOME/semc.toml``, else ``/etc/semc/semc.toml``;
 3. ``sinedon.cfg`` (only the Leginon and project database connections, in
    attached mode; see :mod:`semc.sinedon_cfg`);
@@ -155,6 +155,8 @@ def _convert(setting: Setting, raw: Any, source: str) -> Any:
 
 def _config_file(environ: dict[str, str]) -> Path | None:
     explicit = environ.get("SEMC_CONFIG")
+    if explicit is not None and explicit.strip().lower() in ("", "none"):
+        return None  # explicitly no config file
     if explicit:
         path = Path(explicit).expanduser()
         if not path.is_file():

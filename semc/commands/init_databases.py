@@ -21,8 +21,7 @@ def databases_init(*, create_default_project: bool = True) -> list[str]:
     config = settings.SEMC_CONFIG
     config.home.mkdir(parents=True, exist_ok=True)
     report = []
-    if not config.attached:
-        database_create(DEFAULT)
+    database_create(DEFAULT)  # SEMC's own state database: created in every mode
     call_command("migrate", database=DEFAULT, interactive=False, verbosity=0)
     report.append(f"state database ({DEFAULT}): migrated")
     if config.attached:

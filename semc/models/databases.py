@@ -13,10 +13,11 @@ from pathlib import Path
 from typing import Any
 
 from django.apps import apps
+from django.conf import settings as django_settings
 from django.db import connections
 
 from semc.base.errors import ConfigurationError, InputMissing
-from semc.dbsettings import APPION, PROJECTS, database_name_check, sqlite_settings
+from semc.dbsettings import APPION, DEFAULT, PROJECTS, database_name_check, sqlite_settings
 from semc.models.routers import _MODULE_ALIAS, current_appion_alias
 
 __all__ = [
@@ -37,7 +38,8 @@ def classic_models(alias_kind: str) -> list[type]:
 def _register_alias(alias: str, settings: dict[str, Any]) -> None:
     if alias in connections.settings:
         return
-    connections.settings[alias] = connections.configure_settings({alias: settings})[alias]
+    merged = {DEFAULT: connections.settings[DEFAULT], alias: settings}
+    connections.settings[alias] = connections.configure_settings(merged)[alias]
 
 
 def appion_alias_for_project(project_id: int) -> str:
@@ -59,9 +61,9 @@ def appion_alias_for_project(project_id: int) -> str:
     if row is None or not row.appiondb:
         raise InputMissing(f"project {project_id} has no processingdb row naming its Appion database")
     name = database_name_check(row.appiondb, what="processingdb.appiondb")
-    base = connections.settings[APPION]
-    if base["NAME"] == name or Path(str(base["NAME"])).stem == name:
+    if name == django_settings.SEMC_CONFIG["database.appion"]:
         return APPION
+    base = connections.settings[APPION]
     settings = dict(base)
     if base["ENGINE"].endswith("sqlite3"):
         home = Path(base["NAME"]).parent

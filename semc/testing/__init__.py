@@ -1,0 +1,1 @@
+"""Helpers for SEMC's own test suite (a pytest plugin that isolates the environment)."""
