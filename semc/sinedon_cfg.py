@@ -81,7 +81,7 @@ def sinedon_cfg_parse(texts: list[tuple[str, str]]) -> SinedonConfig:
     parser = configparser.ConfigParser(interpolation=None)
     origin: dict[tuple[str, str], str] = {}
     for source, text in texts:
-        single = configparser.ConfigParser(interpolation=None)
+        single = configparser.ConfigParser(interpolation=None, strict=False)  # classic files repeat sections
         try:
             single.read_string(text, source=source)
         except configparser.Error as exc:

@@ -103,3 +103,31 @@ def appion_results_populate(populated: PopulatedSession, *, rundir: str = "/data
                                    angle_astigmatism=30.0, amplitude_contrast=0.07, cs=2.7, extra_phase_shift=0.0,
                                    cross_correlation=0.12, ctffind4_resolution=3.9)
     return run, acerun, job
+
+
+def other_tables_populate(populated: PopulatedSession, job: m.ApAppionJobData) -> None:
+    """One row in each remaining classic table, so that every admin page has something to show."""
+    session, image = populated.session, populated.images[0]
+    m.DarkImageData.objects.create(session=session, filename="dark_0", image="dark_0.mrc")
+    m.BrightImageData.objects.create(session=session, filename="bright_0", image="bright_0.mrc")
+    m.ViewerImageStatus.objects.create(status="hidden", image=image, session=session)
+    m.ObjIceThicknessData.objects.create(image=image, vacuum_intensity=1000.0, mfp=395.0, intensity=800.0,
+                                         thickness=88.0)
+    m.ZeroLossIceThicknessData.objects.create(image=image, slit_mean=80.0, slit_sd=3.0, no_slit_mean=100.0,
+                                              no_slit_sd=4.0, thickness=90.0)
+    user_id = session.user_id
+    m.ProjectOwner.objects.create(project=populated.project, user_id=user_id)
+    m.ShareExperiment.objects.create(user_id=user_id, session_id=session.pk)
+    m.UserDetails.objects.create(user_id=user_id, institution="NYSBC", zip="10027")
+    m.AutoHost.objects.create(hostname="gpu1", appion_wrapper="/opt/appion", ddalign_gpus=seq_encode([0, 1]),
+                              loop_max=2)
+    assessment_run = m.ApAssessmentRunData.objects.create(session_id=session.pk, name="run1")
+    m.ApAssessmentData.objects.create(assessmentrun=assessment_run, image_id=image.pk, selectionkeep=0)
+    m.ApCtfTiltParamsData.objects.create(medium="ice", fieldsize=512, cs=2.7, bin=1, resmin=50.0, resmax=5.0)
+    program = m.ScriptProgramName.objects.create(name="makeDDAlignMotionCor2_UCSF")
+    user = m.ScriptUserName.objects.create(name="jdoe", uid=1000, gid=1000, fullname="Jane Doe")
+    host = m.ScriptHostName.objects.create(name="head1", ip="127.0.0.1", system="Linux", nproc=2, memory=24000000)
+    progrun = m.ScriptProgramRun.objects.create(runname="ddstack1", revision="0.1.0", progname=program,
+                                                username=user, hostname=host, rundir=job.path, job=job)
+    param = m.ScriptParamName.objects.create(name="bin", progname=program)
+    m.ScriptParamValue.objects.create(value="1.0", usage="--bin=1.0", paramname=param, progrun=progrun)
