@@ -1,0 +1,273 @@
+"""Motion correction of one movie held in memory: align, then sum (pure arrays).
+
+Pass 1 bins every corrected frame to about ``alignment_size_px`` on the short
+side (the MotionCor "xcf buffer", here by block summation), keeps the binned
+stack for patch alignment and the Fourier-cropped spectra for the global
+alignment. Pass 2 goes over the full-size frames once: optional local warp by
+the smooth residual model (bilinear, only when the model moves a pixel by
+more than 0.01 px), one forward FFT, then the global shift as a phase ramp and
+the dose weights are applied while accumulating the plain and weighted sums
+in Fourier space. Only the final sums are inverse transformed.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import scipy.fft
+from numpy.typing import NDArray
+
+from semc.motioncorrection.calc.internal.accumulate import (
+    RADIAL_OVERSAMPLING,
+    accumulate_shifted,
+    radial_bin_index,
+    warp_polynomial,
+)
+from semc.motioncorrection.calc.internal.align import align_stack, correlation_box
+from semc.motioncorrection.calc.internal.dose import accumulated_dose_e_per_a2, dose_weights
+from semc.motioncorrection.calc.internal.fourier import (
+    bin_image_sum,
+    crop_half_spectrum,
+    phase_ramp_axes,
+)
+from semc.motioncorrection.calc.internal.frames import FramePreparer
+from semc.motioncorrection.calc.internal.local_model import LocalMotionModel, fit_local_model
+from semc.motioncorrection.calc.internal.output import finish_sums
+from semc.motioncorrection.calc.internal.patches import align_patches, taper_window
+from semc.motioncorrection.calc.internal.trajectory import smooth_trajectory
+from semc.motioncorrection.types import MotionCorrectionParams
+
+logger = logging.getLogger(__name__)
+
+__all__ = ["CorrectedMovie", "alignment_bin", "correct_frames"]
+
+_WARP_THRESHOLD_PX = 0.01
+
+
+@dataclass(frozen=True, slots=True)
+class CorrectedMovie:
+    """Sums and motion of one corrected movie.
+
+    Attributes
+    ----------
+    sums
+        Images by kind (``sum``, ``dose_weighted``, ``dose_selected``, ``odd``,
+        ``even``), float32, Fourier-binned by ``output_bin``.
+    stack
+        Aligned frames (n, ny, nx) float32 when asked for, else None.
+    motion_px
+        Shape (n, 2): content motion of each processed frame, input pixels, zero at the reference.
+    reference_frame
+        Index of the reference frame among the processed frames.
+    first_frame
+        Index in the movie of the first processed frame.
+    local_model
+        `LocalMotionModel` or None.
+    patch_centres_px, patch_residual_px
+        Shapes (p, 2) and (p, n, 2): patch centres and measured residual motion (input pixels).
+    global_errors_px, patch_errors_px
+        Iteration errors (input pixels) of the global and of each patch alignment.
+    alignment_bin
+        Binning of the alignment stack.
+    timings_s
+        Seconds per stage: ``prepare``, ``align_global``, ``align_local``, ``sum``.
+    """
+
+    sums: dict[str, NDArray[np.float32]]
+    stack: NDArray[np.float32] | None
+    motion_px: NDArray[np.float64]
+    reference_frame: int
+    first_frame: int
+    local_model: LocalMotionModel | None
+    patch_centres_px: NDArray[np.float64]
+    patch_residual_px: NDArray[np.float64]
+    global_errors_px: tuple[float, ...]
+    patch_errors_px: tuple[tuple[float, ...], ...]
+    alignment_bin: int
+    timings_s: dict[str, float]
+
+
+def alignment_bin(shape: tuple[int, int], alignment_size_px: int) -> int:
+    """Integer binning that brings the short side closest to ``alignment_size_px`` (>= 1)."""
+    return max(1, int(round(min(shape) / alignment_size_px)))
+
+
+def _reference_index(n: int, requested: int) -> int:
+    return n // 2 if requested < 0 else min(requested, n - 1)
+
+
+def _pass_one(frames, idx, prep, b, box, workers):
+    """Binned stack (for patches) and cropped, tapered spectra (for global alignment)."""
+    ny, nx = frames.shape[1] // b, frames.shape[2] // b
+    binned = np.empty((len(idx), ny, nx), dtype=np.float32)
+    spectra = np.empty((len(idx), box[0], box[1] // 2 + 1), dtype=np.complex64)
+    taper = taper_window((ny, nx), 0.05)
+    for j, i in enumerate(idx):
+        binned[j] = bin_image_sum(prep(frames[i]), b)
+        tmp = (binned[j] - binned[j].mean()) * taper
+        spectra[j] = crop_half_spectrum(scipy.fft.rfft2(tmp, workers=workers), box)
+    return binned, spectra
+
+
+def _local(binned, motion_binned, ref, b, params, workers, full_shape):
+    meas = align_patches(
+        binned,
+        global_motion_px=motion_binned,
+        patches_xy=params.patches_xy,
+        overlap_percent=params.patch_overlap_percent,
+        bfactor_px2=params.bfactor_local_px2,
+        iterations=params.iterations,
+        tolerance_px=params.tolerance_px / b,
+        group_size=params.group_local,
+        phase_only=params.phase_only,
+        workers=workers,
+    )
+    n = motion_binned.shape[0]
+    pm = meas.motion_px - meas.motion_px[:, ref : ref + 1]
+    residual = (pm - (motion_binned - motion_binned[ref])[None]) * b
+    centres = meas.centres_px * b
+    p = centres.shape[0]
+    model = fit_local_model(
+        x_px=np.repeat(centres[:, 0], n),
+        y_px=np.repeat(centres[:, 1], n),
+        frame=np.tile(np.arange(n), p),
+        residual_motion_px=residual.reshape(-1, 2),
+        image_shape=full_shape,
+        reference_frame=ref,
+        n_frames=n,
+    )
+    errs = tuple(tuple(e * b for e in pe) for pe in meas.iteration_errors_px)
+    return model, centres, residual, errs
+
+
+def _weight_tables(params, n_doses, first, shape, selected=None):
+    doses = np.asarray(n_doses, dtype=np.float64)
+    acc = accumulated_dose_e_per_a2(doses, params.initial_dose_e_per_a2)
+    if first:
+        acc = acc[first:]
+    length = int(np.ceil(RADIAL_OVERSAMPLING * max(shape) * np.sqrt(0.5))) + 2
+    f = np.arange(length) / (RADIAL_OVERSAMPLING * max(shape))
+    k = f / params.pixel_size_angstrom
+    if selected is None:
+        return dose_weights(accumulated_dose_e_per_a2=acc, spatial_frequency_per_a=k,
+                            voltage_kv=params.voltage_kv).astype(np.float32), acc
+    w = np.zeros((acc.size, length), dtype=np.float32)
+    if selected.any():
+        w[selected] = dose_weights(accumulated_dose_e_per_a2=acc[selected],
+                                   spatial_frequency_per_a=k, voltage_kv=params.voltage_kv)
+    return w, acc
+
+
+def correct_frames(
+    frames: NDArray[np.generic],
+    *,
+    params: MotionCorrectionParams,
+    prepare: FramePreparer | None = None,
+    workers: int = 1,
+) -> CorrectedMovie:
+    """Align and sum a movie (see the module docstring).
+
+    Parameters
+    ----------
+    frames
+        Shape (n, ny, nx): raw frames (any real dtype; indexing one frame must give (ny, nx)).
+    params
+        `MotionCorrectionParams`.
+    prepare
+        Dark/gain/defect correction applied to each raw frame.
+    workers
+        Threads for ``scipy.fft``.
+
+    Returns
+    -------
+    CorrectedMovie
+
+    Raises
+    ------
+    ValueError
+        If fewer than two frames remain after Throw/Trunc, or the frame doses do not match.
+    """
+    prep = prepare or FramePreparer()
+    n_all, ny, nx = frames.shape
+    idx = np.arange(params.throw_frames, n_all - params.truncate_frames)
+    if idx.size < 2:
+        raise ValueError(f"{idx.size} frame(s) left after Throw/Trunc; need at least 2")
+    n, ref = idx.size, _reference_index(idx.size, params.reference_frame)
+    b = alignment_bin((ny, nx), params.alignment_size_px)
+    t0 = time.perf_counter()
+    box = correlation_box((ny // b, nx // b), params.bfactor_global_px2)
+    binned, spectra = _pass_one(frames, idx, prep, b, box, workers)
+    t1 = time.perf_counter()
+    trace = align_stack(spectra, image_shape=binned.shape[1:], bfactor_px2=params.bfactor_global_px2,
+                        iterations=params.iterations, tolerance_px=params.tolerance_px / b,
+                        group_size=params.group_global, phase_only=params.phase_only, workers=workers)
+    del spectra
+    raw_b = smooth_trajectory(trace.motion_px) if params.smooth_trajectory else trace.motion_px
+    motion_b = raw_b - raw_b[ref]
+    t2 = time.perf_counter()
+    model, centres, residual, perr = None, np.zeros((0, 2)), np.zeros((0, n, 2)), ()
+    if params.local and n > 2:
+        model, centres, residual, perr = _local(binned, motion_b, ref, b, params, workers, (ny, nx))
+    del binned
+    t3 = time.perf_counter()
+    sums, stack = _pass_two(frames, idx, prep, motion_b * b, model, params, workers)
+    t4 = time.perf_counter()
+    return CorrectedMovie(
+        sums=sums, stack=stack, motion_px=motion_b * b, reference_frame=ref,
+        first_frame=int(idx[0]), local_model=model, patch_centres_px=centres,
+        patch_residual_px=residual,
+        global_errors_px=tuple(e * b for e in trace.iteration_errors_px),
+        patch_errors_px=perr, alignment_bin=b,
+        timings_s={"prepare": t1 - t0, "align_global": t2 - t1, "align_local": t3 - t2,
+                   "sum": t4 - t3},
+    )
+
+
+def _frame_doses(params: MotionCorrectionParams, n_all: int) -> Sequence[float]:
+    if params.frame_doses_e_per_a2 is not None:
+        if len(params.frame_doses_e_per_a2) != n_all:
+            raise ValueError(f"{len(params.frame_doses_e_per_a2)} frame doses for {n_all} frames")
+        return params.frame_doses_e_per_a2
+    return [params.dose_per_frame_e_per_a2] * n_all
+
+
+def _pass_two(frames, idx, prep, motion, model, params, workers):
+    n_all, ny, nx = frames.shape
+    nxh = nx // 2 + 1
+    split = params.split_sum
+    accs = {k: np.zeros((ny, nxh), np.complex64) for k in (("odd", "even") if split else ("sum",))}
+    ridx = tables = sel_tables = None
+    if params.dose_weighting:
+        ridx = radial_bin_index(ny, nx)
+        doses = _frame_doses(params, n_all)
+        tables, acc_dose = _weight_tables(params, doses[: idx[-1] + 1], idx[0], (ny, nx))
+        accs["dose_weighted"] = np.zeros((ny, nxh), np.complex64)
+        if params.dose_range_sum_e_per_a2 is not None:
+            lo, hi = params.dose_range_sum_e_per_a2
+            sel = (acc_dose >= lo) & (acc_dose <= hi)
+            sel_tables, _ = _weight_tables(params, doses[: idx[-1] + 1], idx[0], (ny, nx), sel)
+            accs["dose_selected"] = np.zeros((ny, nxh), np.complex64)
+    stack = np.empty((idx.size, ny, nx), np.float32) if params.output_stack else None
+    for j, i in enumerate(idx):
+        frame = prep(frames[i])
+        if model is not None:
+            cx, cy = model.frame_coefficients(j)
+            if np.abs(cx).sum() + np.abs(cy).sum() > _WARP_THRESHOLD_PX:
+                frame = warp_polynomial(frame, coefficients_x=cx, coefficients_y=cy)
+        spec = scipy.fft.rfft2(frame, workers=workers)
+        del frame
+        ry, rx = phase_ramp_axes(ny, nx, -motion[j, 0], -motion[j, 1])
+        plain = accs["sum"] if not split else accs["odd" if j % 2 == 0 else "even"]
+        weighted = None if tables is None else (accs["dose_weighted"], tables[j], ridx)
+        accumulate_shifted(spec, ramp_y=ry, ramp_x=rx, acc=plain, weighted=weighted)
+        if sel_tables is not None and sel_tables[j].any():
+            accumulate_shifted(spec, ramp_y=ry, ramp_x=rx, acc=None,
+                               weighted=(accs["dose_selected"], sel_tables[j], ridx))
+        if stack is not None:
+            spec *= ry[:, None] * rx[None, :]
+            stack[j] = scipy.fft.irfft2(spec, s=(ny, nx), workers=workers)
+    return finish_sums(accs, (ny, nx), params, workers), stack
