@@ -26,6 +26,12 @@ def _holder(rundir, seconds: float) -> subprocess.Popen:
     return proc
 
 
+def _stop(proc: subprocess.Popen) -> None:
+    proc.kill()
+    proc.wait()
+    proc.stdout.close()
+
+
 def test_a_second_controller_is_refused_with_the_owner_named(tmp_path):
     holder = _holder(tmp_path, 30)
     try:
@@ -33,14 +39,12 @@ def test_a_second_controller_is_refused_with_the_owner_named(tmp_path):
             RunDirLock(tmp_path).acquire()
         assert f"pid {holder.pid}" in str(info.value) and str(tmp_path) in str(info.value)
     finally:
-        holder.kill()
-        holder.wait()
+        _stop(holder)
 
 
 def test_the_lock_of_a_killed_controller_is_taken_over(tmp_path):
     holder = _holder(tmp_path, 30)
-    holder.kill()
-    holder.wait()
+    _stop(holder)
     lock = RunDirLock(tmp_path)
     with lock:
         assert lock.previous_owner["pid"] == holder.pid
