@@ -9,11 +9,16 @@ The database backend stays selectable (``SEMC_DB_BACKEND=mysql`` with
 
 from __future__ import annotations
 
+import atexit
 import os
 import secrets
+import shutil
 import tempfile
 
-_home = os.environ.get("SEMC_TEST_HOME") or tempfile.mkdtemp(prefix="semc-test-home-")
+_home = os.environ.get("SEMC_TEST_HOME")
+if not _home:
+    _home = tempfile.mkdtemp(prefix="semc-test-home-")
+    atexit.register(shutil.rmtree, _home, ignore_errors=True)
 os.environ["SEMC_HOME"] = _home
 os.environ["SEMC_MODE"] = "standalone"
 os.environ["SEMC_SECRET_KEY"] = secrets.token_urlsafe(32)
