@@ -76,3 +76,43 @@ class FramePreparer:
             flat = frame.reshape(-1)
             flat[self.defect_targets] = flat[self.defect_sources]
         return frame
+
+
+def integration_ranges(
+    lines: tuple[tuple[int, int, float | None], ...], *, n_raw: int, fallback_dose_e_per_a2: float
+) -> tuple[list[tuple[int, int]], list[float]]:
+    """Raw-frame ranges and doses of the rendered frames described by an FmIntFile.
+
+    Each line is (raw frames it covers, raw frames per rendered frame, dose per
+    raw frame or None). Lines are consumed in order and capped at the raw frames
+    left (MotionCor's reading: Appion writes the total count on its last line);
+    raw frames that do not fill a rendered frame are dropped. Without a dose
+    column a rendered frame gets ``fallback_dose_e_per_a2`` (``-FmDose``).
+
+    Returns
+    -------
+    (ranges, doses)
+        ``[start, stop)`` raw-frame ranges and the dose (e/A^2) of each rendered frame.
+
+    Raises
+    ------
+    ValueError
+        On non-positive counts or when no rendered frame results.
+    """
+    ranges: list[tuple[int, int]] = []
+    doses: list[float] = []
+    start = 0
+    for count, size, dose in lines:
+        if count < 1 or size < 1:
+            raise ValueError(f"FmIntFile line ({count}, {size}) needs positive counts")
+        count = min(count, n_raw - start)
+        for _ in range(count // size):
+            ranges.append((start, start + size))
+            doses.append(size * dose if dose is not None else fallback_dose_e_per_a2)
+            start += size
+        start += count % size
+        if start >= n_raw:
+            break
+    if not ranges:
+        raise ValueError("the FmIntFile describes no rendered frame")
+    return ranges, doses

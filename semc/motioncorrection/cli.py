@@ -1,0 +1,176 @@
+"""Command-line programs of the motion-correction step.
+
+``semc-motioncor2`` (`motioncor2_main`) is a drop-in for MotionCor2 1.6.x /
+MotionCor3 on the CPU engine: same flags, same output files, same stdout log.
+"""
+
+from __future__ import annotations
+
+import glob
+import logging
+import os
+import shutil
+import sys
+import time
+from collections.abc import Sequence
+from typing import TextIO
+
+import numpy as np
+
+from semc.base.errors import InvalidParameters, ProcessingError
+from semc.motioncorrection.api import DetectorReferences, run_correction
+from semc.motioncorrection.motioncor2_args import MotionCor2Args, format_parameter_echo, parse_motioncor2_argv
+from semc.motioncorrection.motioncor2_log import (
+    format_full_log,
+    format_global_shifts,
+    format_iterations,
+    format_patch_frame_log,
+    format_patch_patch_log,
+    format_patch_progress,
+)
+from semc.motioncorrection.motioncor2_params import fmintfile_groups, params_from_args
+
+logger = logging.getLogger(__name__)
+
+__all__ = ["motioncor2_main"]
+
+VERSION_LINE = "MotionCor2 version 1.6.4"
+_NO_EFFECT = ("InAln", "OutAln", "OutStar", "Crop", "Tilt", "InFmMotion", "Cs", "AmpCont",
+              "ExtPhase", "FullSum", "TmpFile", "StackZ", "InSkips", "TiffOrder", "CorrInterp",
+              "UseGpus", "GpuMemUsage")
+
+
+def _input_movies(args: MotionCor2Args) -> list[str]:
+    key = next(k for k in ("InMrc", "InTiff", "InEer") if args[k])
+    path = args[key]
+    if not args.first("Serial"):
+        return [path]
+    suffix = args["InSuffix"] or {"InMrc": ".mrc", "InTiff": ".tif", "InEer": ".eer"}[key]
+    pattern = os.path.join(path, "*" + suffix) if os.path.isdir(path) else path + "*" + suffix
+    movies = sorted(glob.glob(pattern))
+    if not movies:
+        raise InvalidParameters(f"-Serial 1 found no movie matching {pattern}", step="motioncorrection")
+    return movies
+
+
+def _output_for(args: MotionCor2Args, movie: str) -> str:
+    out = args["OutMrc"]
+    if not args.first("Serial"):
+        return out
+    stem = os.path.splitext(os.path.basename(movie))[0]
+    return os.path.join(out, stem + ".mrc") if os.path.isdir(out) or out.endswith("/") else out + stem + ".mrc"
+
+
+def _log_format(args: MotionCor2Args) -> str:
+    if args["LogFormat"]:
+        if args["LogFormat"] not in ("1.6.4", "1.5.0"):
+            raise InvalidParameters(f"-LogFormat must be 1.6.4 or 1.5.0, got {args['LogFormat']}",
+                                    step="motioncorrection")
+        return args["LogFormat"]
+    return "1.5.0" if args["LogFile"] else "1.6.4"
+
+
+def _write_logs(args: MotionCor2Args, movie: str, corrected, shifts: np.ndarray) -> None:
+    if args["LogDir"]:
+        os.makedirs(args["LogDir"], exist_ok=True)
+        prefix = os.path.join(args["LogDir"], os.path.splitext(os.path.basename(movie))[0])
+    elif args["LogFile"]:
+        prefix = args["LogFile"] + "0"
+    else:
+        return
+    full = format_full_log(shifts, first_frame=corrected.first_frame)
+    with open(prefix + "-Full.log", "w") as fh:
+        fh.write(full)
+    model = corrected.local_model
+    if model is None:
+        return
+    n = shifts.shape[0]
+    centres = corrected.patch_centres_px
+    fitted = -model.motion_px(x_px=centres[:, 0:1], y_px=centres[:, 1:2], frame=np.arange(n)[None, :])
+    files = {
+        "-Patch-Full.log": full,
+        "-Patch-Patch.log": format_patch_patch_log(centres_px=centres, measured_px=-corrected.patch_residual_px,
+                                                   fitted_px=fitted),
+        "-Patch-Frame.log": format_patch_frame_log(global_shifts_px=shifts, fitted_px=fitted,
+                                                   first_frame=corrected.first_frame),
+    }
+    for suffix, text in files.items():
+        with open(prefix + suffix, "w") as fh:
+            fh.write(text)
+
+
+def _process(args: MotionCor2Args, movie: str, out: TextIO) -> None:
+    t0 = time.perf_counter()
+    params = params_from_args(args, movie)
+    refs = DetectorReferences(
+        gain_path=args["Gain"] or None, dark_path=args["Dark"] or None,
+        defect_file=args["DefectFile"] or None, defect_map=args["DefectMap"] or None,
+        rotation_quarters=args.first("RotGain"), flip=args.first("FlipGain"),
+        invert_gain=bool(args.first("InvGain")),
+    )
+    out.write(f"Load movie: {movie}\n")
+    if args["Gain"]:
+        out.write(f"Load gain refereince from\n   {args['Gain']}\nGain reference has been loaded.\n\n")
+    groups = fmintfile_groups(args, movie) if args["FmIntFile"] else None
+    result, corrected = run_correction(movie, output_path=_output_for(args, movie), params=params,
+                                       references=refs, frame_groups=groups)
+    shifts = -corrected.motion_px
+    out.write("Full-frame alignment has been started.\n")
+    out.write(format_iterations(corrected.global_errors_px))
+    out.write(format_global_shifts(shifts, reference_frame=corrected.reference_frame, version=_log_format(args)))
+    out.write(f"\nGlobal shifts are corrected: {result.timings_s['align_global']:f} sec\n")
+    if corrected.local_model is not None:
+        out.write(format_patch_progress(corrected.patch_errors_px))
+        out.write(f"Patch alignment time: {result.timings_s['align_local']:.2f}(sec)\n\n")
+        m = corrected.local_model
+        out.write(f"Polynomial fit RMSD: {m.fit_rmsd_px:.3f} px, rejected {m.n_rejected}\n\n")
+    compute = sum(result.timings_s[k] for k in ("prepare", "align_global", "align_local", "sum"))
+    out.write(f"Computation time: {compute:f} sec\n\nSaving motion corrected images ......\n")
+    for path in result.output_paths.values():
+        out.write(f"Corrected sum has been saved in:\n   {path}\n\n")
+    out.write("Motion corrected images saved.\n\n")
+    _write_logs(args, movie, corrected, shifts)
+    if args["ArcDir"]:
+        os.makedirs(args["ArcDir"], exist_ok=True)
+        shutil.move(movie, os.path.join(args["ArcDir"], os.path.basename(movie)))
+    out.write(f"Total time: {time.perf_counter() - t0:f} sec\n")
+    out.flush()
+
+
+def motioncor2_main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of ``semc-motioncor2``; returns the exit status.
+
+    0 on success, 1 when a movie fails, 2 on a bad command line.
+    """
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv in (["--version"], ["-version"], ["--Version"]):
+        print(f"semc-motioncor2 (SEMC CPU engine)\n{VERSION_LINE}")
+        return 0
+    try:
+        args = parse_motioncor2_argv(argv)
+        _log_format(args)
+    except InvalidParameters as exc:
+        print(f"semc-motioncor2: error: {exc}", file=sys.stderr)
+        return 2
+    if "Gpu" in args.given:
+        print("semc-motioncor2: warning: no GPU engine available, -Gpu ignored (running on CPU)",
+              file=sys.stderr)
+    for name in sorted(args.given & set(_NO_EFFECT)):
+        print(f"semc-motioncor2: warning: -{name} is accepted but has no effect in this engine",
+              file=sys.stderr)
+    sys.stdout.write(format_parameter_echo(args) + "\n\n")
+    status = 0
+    try:
+        movies = _input_movies(args)
+    except ProcessingError as exc:
+        print(f"semc-motioncor2: error: {exc}", file=sys.stderr)
+        return 1
+    for movie in movies:
+        if args.first("Serial"):
+            sys.stdout.write(f"added: {movie}\n")
+        try:
+            _process(args, movie, sys.stdout)
+        except ProcessingError as exc:
+            print(f"semc-motioncor2: error: {exc}", file=sys.stderr)
+            status = 1
+    return status

@@ -1,0 +1,80 @@
+"""Numba kernels against their slow numpy twins (naive.py)."""
+
+import numpy as np
+import pytest
+
+from semc.motioncorrection.calc.internal.accumulate import accumulate_shifted, radial_bin_index, warp_polynomial
+from semc.motioncorrection.calc.internal.fourier import bin_image_sum, crop_half_spectrum, phase_ramp_axes
+
+from . import naive
+
+
+@pytest.mark.parametrize("shape,factor", [((64, 96), 2), ((65, 97), 3), ((8, 8), 1), ((7, 9), 4)])
+def test_binning_matches_the_naive_block_sum(shape, factor):
+    img = np.random.default_rng(0).integers(0, 9, shape).astype(np.uint8)
+    np.testing.assert_allclose(bin_image_sum(img, factor), naive.bin_image_sum(img, factor), rtol=1e-6)
+
+
+def test_binning_of_zeros_is_zero_and_nan_propagates():
+    assert not bin_image_sum(np.zeros((8, 8), np.float32), 2).any()
+    img = np.zeros((8, 8), np.float32)
+    img[0, 0] = np.nan
+    out = bin_image_sum(img, 2)
+    assert np.isnan(out[0, 0]) and np.isfinite(out[1:, 1:]).all()
+
+
+def test_binning_rejects_a_non_integer_factor():
+    with pytest.raises(ValueError, match="positive integer"):
+        bin_image_sum(np.zeros((8, 8)), 1.5)
+
+
+@pytest.mark.parametrize("shape", [(32, 48), (31, 45)])
+def test_weighted_accumulation_matches_the_naive_twin(shape):
+    rng = np.random.default_rng(1)
+    ny, nx = shape
+    spec = (rng.standard_normal((ny, nx // 2 + 1)) + 1j * rng.standard_normal((ny, nx // 2 + 1))).astype(np.complex64)
+    ry, rx = phase_ramp_axes(ny, nx, 1.3, -2.7)
+    ridx = radial_bin_index(ny, nx)
+    table = rng.random(ridx.max() - 3).astype(np.float32)  # shorter: last entry used beyond
+    acc = np.zeros_like(spec)
+    acc_w = np.zeros_like(spec)
+    accumulate_shifted(spec, ramp_y=ry, ramp_x=rx, acc=acc, weighted=(acc_w, table, ridx))
+    ref, ref_w = naive.accumulate_shifted(spec, ry, rx, np.zeros_like(spec), table, ridx, np.zeros_like(spec))
+    np.testing.assert_allclose(acc, ref, rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(acc_w, ref_w, rtol=1e-5, atol=1e-5)
+
+
+def test_accumulation_rejects_wrong_dtype():
+    spec = np.zeros((8, 5), np.complex128)
+    with pytest.raises(ValueError, match="complex64"):
+        accumulate_shifted(spec, ramp_y=np.ones(8, np.complex64), ramp_x=np.ones(5, np.complex64),
+                           acc=np.zeros((8, 5), np.complex64))
+
+
+def test_phase_ramp_of_an_integer_shift_equals_a_roll():
+    img = np.random.default_rng(2).random((32, 40)).astype(np.float32)
+    ry, rx = phase_ramp_axes(32, 40, 3.0, -5.0)
+    out = np.fft.irfft2(np.fft.rfft2(img) * ry[:, None] * rx[None, :], s=img.shape)
+    np.testing.assert_allclose(out, np.roll(img, (-5, 3), axis=(0, 1)), atol=1e-5)
+
+
+def test_cropping_keeps_the_low_frequencies_of_a_band_limited_image():
+    y, x = np.mgrid[0:64, 0:64]
+    img = np.cos(2 * np.pi * 3 * x / 64) + np.sin(2 * np.pi * 2 * y / 64)
+    small = np.fft.irfft2(crop_half_spectrum(np.fft.rfft2(img), (32, 32)), s=(32, 32)) * (32 * 32) / (64 * 64)
+    np.testing.assert_allclose(small, img[::2, ::2], atol=1e-9)
+
+
+@pytest.mark.parametrize("shape", [(40, 56), (33, 47)])
+def test_polynomial_warp_matches_bilinear_map_coordinates(shape):
+    rng = np.random.default_rng(3)
+    img = rng.random(shape).astype(np.float32)
+    cx = np.array([0.7, 1.5, -2.0, 0.3, 1.0, -0.8])
+    cy = np.array([-1.2, 0.4, 0.9, -1.5, 0.2, 2.0])
+    out = warp_polynomial(img, coefficients_x=cx, coefficients_y=cy)
+    np.testing.assert_allclose(out, naive.warp_polynomial(img, cx, cy), atol=1e-5)
+
+
+def test_zero_warp_is_the_identity():
+    img = np.random.default_rng(4).random((16, 16)).astype(np.float32)
+    np.testing.assert_array_equal(warp_polynomial(img, coefficients_x=np.zeros(6), coefficients_y=np.zeros(6)), img)
