@@ -1,0 +1,97 @@
+"""semc-motioncor2 end to end on a small TIFF movie, and RELION 3.1's reading of its output."""
+
+import re
+import subprocess
+
+import mrcfile
+import numpy as np
+import pytest
+import tifffile
+
+from semc.motioncorrection.cli import motioncor2_main
+
+from .conftest import make_movie
+
+
+@pytest.fixture(scope="module")
+def tiff_movie(tmp_path_factory):
+    d = tmp_path_factory.mktemp("mc")
+    m = make_movie(shape=(512, 512), n_frames=16, dose_per_pixel=1.0, seed=11)
+    path = d / "mov.tif"
+    tifffile.imwrite(path, m.frames.astype(np.uint8), compression="lzw")
+    return path, m
+
+
+def _relion_31_global_shifts(text):
+    """RELION 3.1.3 getShiftsMotioncor2, re-stated: rows after 'Full-frame alignment shift'."""
+    out, found = [], False
+    for line in text.splitlines():
+        if "Full-frame alignment shift" in line:
+            found = True
+        elif found:
+            if "shift:" not in line:
+                break
+            out.append([float(w) for w in line[line.find("shift:") + 7 :].split()[:2]])
+    return np.array(out)
+
+
+def test_cli_writes_sums_and_logs_and_prints_the_1_6_4_table(tiff_movie, tmp_path, capsys):
+    path, movie = tiff_movie
+    out = tmp_path / "out.mrc"
+    rc = motioncor2_main(["-InTiff", str(path), "-OutMrc", str(out), "-Patch", "5", "5", "-PixSize", "1",
+                          "-FmDose", "1", "-kV", "300", "-SumRange", "0", "5", "-Gpu", "0",
+                          "-LogDir", str(tmp_path / "logs")])
+    captured = capsys.readouterr()
+    assert rc == 0
+    assert "-Gpu ignored" in captured.err
+    for name in ("out.mrc", "out_DW.mrc", "out_DWS.mrc"):
+        with mrcfile.open(tmp_path / name) as mrc:
+            assert mrc.data.shape == (512, 512)
+    for suffix in ("-Full.log", "-Patch-Patch.log", "-Patch-Frame.log"):
+        assert (tmp_path / "logs" / f"mov{suffix}").exists()
+    text = captured.out
+    table = text[text.index("  Frame   x Shift   y Shift") :].split("\n\n")[0].splitlines()[1:]
+    shifts = np.array([[float(w) for w in row.split()[1:]] for row in table])
+    assert np.allclose(shifts[0], 0)
+    truth = -(movie.motion_px - movie.motion_px[0])  # MotionCor logs the correction
+    assert np.sqrt(np.mean((shifts - truth) ** 2)) < 0.1
+    assert re.search(r"Total time: [0-9.]+ sec", text)
+
+
+def test_relion_wrapper_contract_shifts_are_parsed_from_the_out_file(tiff_movie, tmp_path):
+    """The exact argv RELION 3.1.3 builds for --use_motioncor2 (its executeMotioncor2)."""
+    path, movie = tiff_movie
+    stem = tmp_path / "mov"
+    cmd = (f"semc-motioncor2  -InTiff {path} -OutMrc {stem}.mrc -LogFile {stem} -Bft 150 -PixSize 1 "
+           f"-Patch 5 5 -FmRef 0 -Kv 300 -FmDose 1 -InitDose 0 -Gpu 0  >> {stem}.out 2>> {stem}.err")
+    assert subprocess.run(cmd, shell=True).returncode == 0
+    shifts = _relion_31_global_shifts((tmp_path / "mov.out").read_text())
+    truth = -(movie.motion_px - movie.motion_px[0])
+    assert shifts.shape == (16, 2) and np.sqrt(np.mean((shifts - truth) ** 2)) < 0.1
+    patch_rows = [line.split() for line in (tmp_path / "mov0-Patch-Patch.log").read_text().splitlines()
+                  if "#" not in line]
+    assert len(patch_rows) == 25 * 16 and all(len(r) == 7 for r in patch_rows)
+    assert (tmp_path / "mov_DW.mrc").exists()
+
+
+def test_unknown_flag_is_an_error_that_names_it(capsys):
+    assert motioncor2_main(["-InTiff", "x.tif", "-OutMrc", "o.mrc", "-Frobnicate", "3"]) == 2
+    assert "-Frobnicate" in capsys.readouterr().err
+
+
+def test_missing_movie_fails_with_status_1(tmp_path, capsys):
+    assert motioncor2_main(["-InTiff", str(tmp_path / "nope.tif"), "-OutMrc", str(tmp_path / "o.mrc")]) == 1
+    assert "not found" in capsys.readouterr().err
+
+
+def test_serial_mode_processes_every_movie_in_a_folder(tiff_movie, tmp_path, capsys):
+    path, _ = tiff_movie
+    src = tmp_path / "in"
+    src.mkdir()
+    for name in ("a.tif", "b.tif"):
+        (src / name).write_bytes(path.read_bytes())
+    out = tmp_path / "out"
+    out.mkdir()
+    assert motioncor2_main(["-InTiff", str(src) + "/", "-OutMrc", str(out) + "/", "-Serial", "1"]) == 0
+    assert (out / "a.mrc").exists() and (out / "b.mrc").exists()
+    assert capsys.readouterr().out.count("added:") == 2
