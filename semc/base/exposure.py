@@ -59,6 +59,7 @@ class ExposureInputs:
     scope_id: int | None = None
     preset_id: int | None = None
     arrived_at_epoch_s: float | None = None
+    camera_dimensions: tuple[int, int] | None = None  # (x, y) pixels of the raw frames, from CameraEMData
 
     def __post_init__(self) -> None:
         if not self.pixel_size_angstrom > 0:

@@ -205,4 +205,6 @@ def exposure_inputs_get(image_id: int) -> ExposureInputs:
         stage_alpha_deg=units.degree_from_radian(scope.stage_a or 0.0),
         camera_id=camera.pk, scope_id=scope.pk, preset_id=image.preset_id,
         arrived_at_epoch_s=image.timestamp.timestamp() if hasattr(image.timestamp, "timestamp") else None,
+        camera_dimensions=(camera.dimension_x, camera.dimension_y) if camera.dimension_x and camera.dimension_y
+        else None,
     )

@@ -59,3 +59,32 @@ def test_bad_geometry_parameters_are_refused():
 def test_use_frames_is_null_when_every_saved_frame_was_summed():
     assert use_frames_for_aligned(tuple(range(40)), 40) is None
     assert use_frames_for_aligned(tuple(range(2, 40)), 40) == tuple(range(2, 40))
+
+
+def test_positions_are_negated_recentred_on_the_middle_frame_and_divided_by_ftbin():
+    from semc.motioncorrection.calc.appion import motioncorr_positions
+
+    shifts = ((0.0, 0.0), (1.0, -2.0), (3.0, -4.0), (4.0, -5.0))
+    # middle = index 2 = (3, -4): x' = -(x-3)/2, y' = -(y+4)/2
+    assert motioncorr_positions(shifts, output_bin=2) == ((1.5, -2.0), (1.0, -1.0), (0.0, 0.0), (-0.5, 0.5))
+
+
+def test_motioncorr_log_has_the_classic_header_and_one_line_per_frame():
+    from semc.motioncorrection.calc.appion import motioncorr_log_text
+
+    text = motioncorr_log_text(((0.5, -0.25), (0.0, 0.0), (-0.5, 0.25)), throw=2)
+    assert text.splitlines() == [
+        "Sum Frame #000 - #003 (Reference Frame #001):",
+        "......Add Frame #002 with xy shift: 0.50000 -0.25000",
+        "......Add Frame #003 with xy shift: 0.00000 0.00000",
+        "......Add Frame #004 with xy shift: -0.50000 0.25000",
+    ]
+
+
+def test_drift_statistics_rank_frame_to_frame_distances():
+    from semc.motioncorrection.calc.appion import drift_statistics
+
+    positions = ((0.0, 0.0), (3.0, 4.0), (3.0, 5.0), (3.0, 7.0), (3.0, 7.5))
+    stats = drift_statistics(positions)  # drifts 5, 1, 2, 0.5
+    assert stats.top_values == (5.0, 2.0, 1.0) and stats.top_indices == (0, 2, 1)
+    assert stats.median == 1.5
