@@ -1,1 +1,25 @@
+"""Movie and image I/O: MRC, TIFF and EER readers with one interface, writers,
+detector corrections, Fourier cropping and readiness checks.
 
+Everything here is below the ORM and the cluster: plain paths and arrays in,
+arrays and frozen dataclasses out, errors from :mod:`semc.base.errors`
+(``CorruptInput`` names the path and the frame).
+"""
+
+from semc.base.io.grouping import FrameGrouping
+from semc.base.io.movie import movie_format, open_movie, read_image
+from semc.base.io.mrc import MrcMovie, write_mrc
+from semc.base.io.reader import MovieReader
+from semc.base.io.tiff import TiffMovie, write_tiff_movie
+
+__all__ = [
+    "FrameGrouping",
+    "MovieReader",
+    "MrcMovie",
+    "TiffMovie",
+    "movie_format",
+    "open_movie",
+    "read_image",
+    "write_mrc",
+    "write_tiff_movie",
+]
