@@ -222,3 +222,38 @@ def test_gctf_star_rows_are_read_by_label():
                                       "DefocusV": "22345.67", "DefocusAngle": "45.23"}]
     with pytest.raises(LogParseError):
         gctf_star_parse("data_\nloop_\n_rlnA #1\n_rlnB #2\n1 2 3\n")
+
+
+# ---------------------------------------------------------------- the prompt table driving a CTFFIND-style dialog
+
+FAKE = DATA / "ctffind" / "fake_ctffind.py"
+
+
+@pytest.mark.parametrize("version, flags, specimen", [
+    (V4, [], DATA / "ctffind" / "4.1.14" / "mic_00021-pow.txt"),
+    (V5, ["--five"], DATA / "ctffind" / "5.0.2" / "mic_00022-pow.txt"),
+])
+def test_the_table_answers_a_ctffind_dialog_and_the_outputs_parse(tmp_path, version, flags, specimen):
+    import sys
+
+    from semc.base.external import run_interactive
+
+    table = ctffind_prompt_table(PARAMS, version=version)
+    done = run_interactive([sys.executable, str(FAKE), *flags, "--results", str(specimen)], answers=table,
+                           cwd=tmp_path, timeout_s=60, log_path=tmp_path / "mic.ctffind.log", prompt_timeout_s=10,
+                           program=version.engine, version=version.version)
+    assert "Summary of results" in done.stdout
+    sent = (tmp_path / "mic-pow.answers").read_text().splitlines()
+    assert sent == [e.answer for e in table.entries if e.label != "Input is a movie"]
+    assert len(ctffind_results_parse((tmp_path / "mic-pow.txt").read_text(), version=version)) == 1
+
+
+def test_a_ctffind4_table_against_a_ctffind5_dialog_fails_on_the_tilt_question(tmp_path):
+    import sys
+
+    from semc.base.external import run_interactive
+
+    with pytest.raises(LogParseError, match="Determine sample tilt"):
+        run_interactive([sys.executable, str(FAKE), "--five", "--results", "x"], cwd=tmp_path, timeout_s=60,
+                        answers=ctffind_prompt_table(PARAMS, version=V4), log_path=tmp_path / "x.log",
+                        prompt_timeout_s=2, program="ctffind4", version="4.1.14")

@@ -59,7 +59,8 @@ class CtffindVersion:
 
 
 def ctffind_version_parse(text: str) -> CtffindVersion:
-    """Parse CTFFIND's ``--version`` output or banner (``Version : 4.1.14`` or a bare ``4.1.14``).
+    """Parse CTFFIND's ``--version`` output or banner: the last x.y.z number on a line that mentions
+    CTFFIND or "version", or that is a bare version (``4.1.14``, ``Version : 5.0.2``).
 
     Raises
     ------
@@ -68,7 +69,9 @@ def ctffind_version_parse(text: str) -> CtffindVersion:
     UnsupportedVersion
         Neither 4.1.x nor 5.x.y.
     """
-    found = re.findall(r"(?im)^\s*(?:version\s*:?\s*|ctffind\s+(?:version\s+)?)?v?(\d+\.\d+\.\d+)\b", text)
+    found = [v for line in text.splitlines()
+             if re.search(r"ctffind|version", line, re.IGNORECASE) or re.fullmatch(r"\s*v?\d+\.\d+\.\d+\s*", line)
+             for v in re.findall(r"(?<![\d.])v?(\d+\.\d+\.\d+)(?![\d.])", line)]
     if not found:
         raise LogParseError(f"no CTFFIND version in {text.strip()[-200:]!r}", step=_STEP, program="ctffind")
     version = found[-1]
