@@ -6,6 +6,8 @@ arrays and frozen dataclasses out, errors from :mod:`semc.base.errors`
 (``CorruptInput`` names the path and the frame).
 """
 
+from semc.base.io.eer import EerMovie, write_eer
+from semc.base.io.eer_codec import EerCoding, eer_decode_frame, eer_encode_frame
 from semc.base.io.grouping import FrameGrouping
 from semc.base.io.movie import movie_format, open_movie, read_image
 from semc.base.io.mrc import MrcMovie, write_mrc
@@ -13,6 +15,11 @@ from semc.base.io.reader import MovieReader
 from semc.base.io.tiff import TiffMovie, write_tiff_movie
 
 __all__ = [
+    "EerCoding",
+    "EerMovie",
+    "eer_decode_frame",
+    "eer_encode_frame",
+    "write_eer",
     "FrameGrouping",
     "MovieReader",
     "MrcMovie",
