@@ -401,6 +401,7 @@ def run_interactive(
         child = pexpect.spawn(executable, list(ctx.argv[1:]), cwd=str(cwd), env=_environment(env),
                               encoding="utf-8", codec_errors="replace", echo=False, timeout=timeout_s)
         child.logfile_read = fh
+        child.delaybeforesend = None  # pexpect's 50 ms per answer guards against echo races we do not have
         try:
             _feed(child, answers, ctx, deadline=deadline, prompt_timeout_s=prompt_timeout_s)
             if child.expect([pexpect.EOF, pexpect.TIMEOUT], timeout=max(0.01, deadline - time.monotonic())):
@@ -412,6 +413,8 @@ def run_interactive(
             raise
         finally:
             child.logfile_read = None
+        child.wait()  # reaped here, so close() has nothing to wait for or to kill
+        child.delayafterclose = 0.0
         child.close()
         transcript = _read_transcript(log_path, fh)
         status = child.exitstatus, child.signalstatus
