@@ -130,8 +130,9 @@ def test_results_files_parse_and_map_to_classic_apctfdata(expected_json):
 def test_a_results_file_with_the_wrong_column_count_names_program_version_and_path(tmp_path):
     text = (DATA / "ctffind" / "5.0.2" / "mic_00022-pow.txt").read_text()
     with pytest.raises(LogParseError, match="10 columns, ctffind4 writes 7") as info:
-        ctffind_results_parse(text, version=V4, path="/run/ctf/mic-pow.txt")
-    assert (info.value.program, info.value.version, info.value.path) == ("ctffind4", "4.1.14", "/run/ctf/mic-pow.txt")
+        ctffind_results_parse(text, version=V4, path="/run/ctf/mic-pow.txt", exposure_id=88)
+    assert (info.value.program, info.value.version, info.value.path, info.value.exposure_id) == \
+        ("ctffind4", "4.1.14", "/run/ctf/mic-pow.txt", 88)
     short = "# comment\n1.0 10000.0 11000.0 45.0 0.0 0.1\n"
     with pytest.raises(LogParseError, match="6 columns"):
         ctffind_results_parse(short, version=V4)

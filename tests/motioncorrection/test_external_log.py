@@ -102,9 +102,10 @@ def test_a_log_without_shifts_raises_naming_program_version_and_path():
     text = (DATA / "1.5.0" / "motioncor2_1.5.0_log.txt").read_text()
     crashed = text[: text.index("Full-frame alignment shift")] + "Segmentation fault (core dumped)\n"
     with pytest.raises(LogParseError) as info:
-        motioncor_log_parse(crashed, version=V150, path="/run/123.log")
+        motioncor_log_parse(crashed, version=V150, path="/run/123.log", exposure_id=123)
     e = info.value
-    assert (e.program, e.version, e.path) == ("MotionCor2", "1.5.0", "/run/123.log")
+    assert (e.program, e.version, e.path, e.exposure_id) == ("MotionCor2", "1.5.0", "/run/123.log", 123)
+    assert "exposure=123" in str(e) and pickle.loads(pickle.dumps(e)) == e
 
 
 def test_a_truncated_or_corrupt_shift_table_raises():

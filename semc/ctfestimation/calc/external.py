@@ -220,7 +220,8 @@ def _floats(tokens: list[str], *, line_no: int, ctx: dict) -> list[float]:
         raise LogParseError(f"line {line_no}: non-numeric value in {' '.join(tokens)!r}", **ctx) from None
 
 
-def ctffind_results_parse(text: str, *, version: CtffindVersion, path: str | None = None) -> tuple[CtffindResult, ...]:
+def ctffind_results_parse(text: str, *, version: CtffindVersion, path: str | None = None,
+                          exposure_id: int | None = None) -> tuple[CtffindResult, ...]:
     """Parse CTFFIND's results ``.txt``: ``#`` comments, then one row per micrograph.
 
     Raises
@@ -229,7 +230,8 @@ def ctffind_results_parse(text: str, *, version: CtffindVersion, path: str | Non
         No row, a row with a column count other than the version's (7 or
         10), a non-numeric value, or NaN defoci.
     """
-    ctx = {"step": _STEP, "path": path, "program": version.engine, "version": version.version}
+    ctx = {"step": _STEP, "path": path, "exposure_id": exposure_id, "program": version.engine,
+           "version": version.version}
     rows = []
     for line_no, line in enumerate(text.splitlines(), 1):
         if not line.strip() or line.lstrip().startswith("#"):
@@ -260,7 +262,8 @@ class AvrotCurves:
     noise_cc_2sigma: np.ndarray
 
 
-def ctffind_avrot_parse(text: str, *, path: str | None = None, program: str = "ctffind") -> tuple[AvrotCurves, ...]:
+def ctffind_avrot_parse(text: str, *, path: str | None = None, program: str = "ctffind",
+                        exposure_id: int | None = None) -> tuple[AvrotCurves, ...]:
     """Parse ``_avrot.txt``: after ``#`` lines, 6 numeric lines per micrograph.
 
     Raises
@@ -269,7 +272,7 @@ def ctffind_avrot_parse(text: str, *, path: str | None = None, program: str = "c
         No data, a line count that is not a multiple of 6, curves of
         different lengths within a micrograph, or a non-numeric value.
     """
-    ctx = {"step": _STEP, "path": path, "program": program}
+    ctx = {"step": _STEP, "path": path, "exposure_id": exposure_id, "program": program}
     data = [(n, line.split()) for n, line in enumerate(text.splitlines(), 1)
             if line.strip() and not line.lstrip().startswith("#")]
     if not data or len(data) % 6:

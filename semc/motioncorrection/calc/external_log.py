@@ -185,7 +185,8 @@ def _shift_rows(lines: list[str], start: int, version: MotionCorVersion, path: s
     return tuple(frames), tuple(shifts)
 
 
-def motioncor_log_parse(text: str, *, version: MotionCorVersion, path: str | None = None) -> MotionCorLog:
+def motioncor_log_parse(text: str, *, version: MotionCorVersion, path: str | None = None,
+                        exposure_id: int | None = None) -> MotionCorLog:
     """Parse one movie's MotionCor stdout with the parser pinned to ``version``.
 
     Parameters
@@ -194,8 +195,8 @@ def motioncor_log_parse(text: str, *, version: MotionCorVersion, path: str | Non
         The program's output (banners before the parameter echo are ignored).
     version
         From `motioncor_version_parse` (detected once per worker).
-    path
-        The log file, for error messages.
+    path, exposure_id
+        The log file and the exposure, for error messages.
 
     Raises
     ------
@@ -203,6 +204,13 @@ def motioncor_log_parse(text: str, *, version: MotionCorVersion, path: str | Non
         No shift table for that version, a malformed or truncated table,
         non-finite numbers, or frame numbers that are not 1..n.
     """
+    try:
+        return _log_parse(text, version, path)
+    except LogParseError as exc:
+        raise exc.with_context(exposure_id=exposure_id) from None
+
+
+def _log_parse(text: str, version: MotionCorVersion, path: str | None) -> MotionCorLog:
     lines = text.splitlines()
     start = _table_start(lines, version, path)
     if any(s.strip() in ("Full-frame alignment shift", "Full-frame alignment") for s in lines[start:]):
