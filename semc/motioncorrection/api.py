@@ -1,8 +1,6 @@
 """Python API: correct one movie file and write its sums (used by the daemon's task and the CLI).
 
-Movie, gain and output I/O go through ``semc.base.io`` when it provides what is
-needed; until then the private ``_fallback_*`` helpers below read MRC/TIFF
-with mrcfile/tifffile directly (marked for removal once the I/O layer lands).
+Movies, references and outputs go through ``semc.base.io`` (MRC, TIFF, EER).
 """
 
 from __future__ import annotations
@@ -18,9 +16,10 @@ import numpy as np
 from numpy.typing import NDArray
 
 from semc.base.errors import CorruptInput, InputMissing, InvalidParameters
-from semc.base.parallel import fft_workers, io_threads
+from semc.base.io import FrameGrouping, open_movie, read_image, write_mrc
+from semc.base.parallel import fft_workers
 from semc.motioncorrection.calc.internal.correct import CorrectedMovie, correct_frames
-from semc.motioncorrection.calc.internal.frames import FramePreparer, defect_sources, integration_ranges
+from semc.motioncorrection.calc.internal.frames import FramePreparer, integration_ranges
 from semc.motioncorrection.types import GlobalMotion, MotionCorrectionParams, MotionCorrectionResult
 
 logger = logging.getLogger(__name__)
@@ -72,61 +71,36 @@ def output_paths_for(output_path: str | os.PathLike[str], kinds: list[str]) -> d
     return {k: f"{stem}{_SUFFIXES[k]}.mrc" for k in kinds}
 
 
-def _fallback_read_image(path: str) -> NDArray[np.float32]:
-    """Read a 2-D reference (MRC or TIFF); to be replaced by ``semc.base.io.read_image``."""
-    import mrcfile
-    import tifffile
+def _read_reference(path: str) -> NDArray[np.float32]:
+    image, _ = read_image(path)
+    return np.asarray(image, dtype=np.float32)
 
-    if not os.path.exists(path):
-        raise InputMissing("reference file not found", step=_STEP, path=path)
+
+def _movie_grouping(reader, lines, params: MotionCorrectionParams, path: str):
+    """FrameGrouping and per-rendered-frame doses from FmIntFile lines (EER default: ~40 fractions)."""
+    if lines is None:
+        size = max(1, reader.n_frames // 40)
+        return FrameGrouping.fixed(reader.n_frames, size), None
     try:
-        if path.lower().endswith((".tif", ".tiff", ".gain")):
-            data = tifffile.imread(path)
-        else:
-            with mrcfile.open(path, permissive=True) as mrc:
-                data = np.asarray(mrc.data)
-    except Exception as exc:  # noqa: BLE001 - any reader failure means a corrupt file
-        raise CorruptInput(f"cannot read reference: {exc}", step=_STEP, path=path) from exc
-    data = np.asarray(data, dtype=np.float32)
-    return data[0] if data.ndim == 3 else data
+        ranges, doses = integration_ranges(lines, n_raw=reader.n_frames,
+                                           fallback_dose_e_per_a2=params.dose_per_frame_e_per_a2)
+    except ValueError as exc:
+        raise InvalidParameters(str(exc), step=_STEP, path=path) from exc
+    starts = [a for a, _ in ranges]
+    stops = [0] + [b for _, b in ranges[:-1]]
+    if starts != stops:
+        raise InvalidParameters("FmIntFile leaves raw frames out in mid-movie; not supported",
+                                step=_STEP, path=path)
+    return FrameGrouping(sizes=tuple(b - a for a, b in ranges)), doses
 
 
-def _fallback_read_movie(path: str, threads: int) -> tuple[NDArray, float | None]:
-    """Decode a whole MRC/TIFF movie; to be replaced by ``semc.base.io.open_movie``."""
-    import mrcfile
-    import tifffile
-
-    lower = path.lower()
-    try:
-        if lower.endswith((".tif", ".tiff")):
-            with tifffile.TiffFile(path) as tif:
-                frames = tif.asarray(key=range(len(tif.pages)), maxworkers=threads)
-            if frames.ndim == 2:
-                frames = frames[None]
-            return frames, None
-        if lower.endswith(".eer"):
-            raise InvalidParameters("EER needs semc.base.io's EER reader", step=_STEP, path=path)
-        with mrcfile.open(path, permissive=True) as mrc:
-            frames = np.array(mrc.data)
-            voxel = float(mrc.voxel_size.x)
-        if frames.ndim == 2:
-            frames = frames[None]
-        return frames, (voxel if voxel > 0 else None)
-    except (InvalidParameters, InputMissing):
-        raise
-    except Exception as exc:  # noqa: BLE001 - any decoder failure means a corrupt movie
-        raise CorruptInput(f"cannot decode movie: {exc}", step=_STEP, path=path) from exc
-
-
-def _read_movie(path: str, threads: int) -> tuple[NDArray, float | None]:
-    if not os.path.exists(path):
-        raise InputMissing("movie not found", step=_STEP, path=path)
-    try:
-        from semc.base.io import open_movie  # type: ignore[attr-defined]
-    except ImportError:
-        return _fallback_read_movie(path, threads)
-    reader = open_movie(path)
-    return reader.read_frames(), reader.pixel_size_angstrom
+def _read_movie(path: str, params: MotionCorrectionParams, lines, eer_upsampling: int):
+    """Frames (raw, or float32 group sums), header pixel size, doses per frame or None, group sizes."""
+    with open_movie(path, eer_upsampling=eer_upsampling) as reader:
+        if lines is None and reader.format != "eer":
+            return reader.read_frames(), reader.pixel_size_angstrom, None, None
+        grouping, doses = _movie_grouping(reader, lines, params, path)
+        return reader.read_grouped(grouping), reader.pixel_size_angstrom, doses, grouping.sizes
 
 
 def _orient(ref: NDArray[np.float32], refs: DetectorReferences) -> NDArray[np.float32]:
@@ -143,6 +117,8 @@ def _defect_mask(refs: DetectorReferences, shape: tuple[int, int]) -> NDArray[np
     mask = None
     if refs.defect_file:
         mask = np.zeros(shape, dtype=bool)
+        if not os.path.exists(refs.defect_file):
+            raise InputMissing("defect file not found", step=_STEP, path=refs.defect_file)
         try:
             rows = np.loadtxt(refs.defect_file, ndmin=2)
         except (OSError, ValueError) as exc:
@@ -150,7 +126,7 @@ def _defect_mask(refs: DetectorReferences, shape: tuple[int, int]) -> NDArray[np
         for x, y, w, h in rows[:, :4].astype(int):
             mask[max(0, y) : y + h, max(0, x) : x + w] = True
     if refs.defect_map:
-        dm = _orient(_fallback_read_image(refs.defect_map), refs).astype(np.int64) & 1
+        dm = _orient(_read_reference(refs.defect_map), refs).astype(np.int64) & 1
         if dm.shape != shape:
             raise InvalidParameters(f"defect map {dm.shape} does not match frames {shape}",
                                     step=_STEP, path=refs.defect_map)
@@ -158,14 +134,20 @@ def _defect_mask(refs: DetectorReferences, shape: tuple[int, int]) -> NDArray[np
     return mask
 
 
-def _preparer(refs: DetectorReferences, shape: tuple[int, int]) -> FramePreparer:
+def _preparer(refs: DetectorReferences, shape: tuple[int, int], group_sizes=None) -> FramePreparer:
+    """Detector correction; for summed groups the dark is scaled by each group's frame count."""
     gain = dark = None
     if refs.gain_path:
-        gain = _orient(_fallback_read_image(refs.gain_path), refs)
+        gain = _orient(_read_reference(refs.gain_path), refs)
         if refs.invert_gain:
             gain = np.where(gain != 0, 1.0 / np.where(gain != 0, gain, 1), 0).astype(np.float32)
     if refs.dark_path:
-        dark = _orient(_fallback_read_image(refs.dark_path), refs)
+        dark = _orient(_read_reference(refs.dark_path), refs)
+        if group_sizes is not None and len(set(group_sizes)) > 1:
+            raise InvalidParameters("a dark reference with unequal frame groups is not supported",
+                                    step=_STEP, path=refs.dark_path)
+        if group_sizes is not None:
+            dark = dark * float(group_sizes[0])
     for name, ref, path in (("gain", gain, refs.gain_path), ("dark", dark, refs.dark_path)):
         if ref is not None and ref.shape != shape:
             raise InvalidParameters(f"{name} reference {ref.shape} does not match frames {shape}",
@@ -174,37 +156,35 @@ def _preparer(refs: DetectorReferences, shape: tuple[int, int]) -> FramePreparer
     if gain is not None:
         zero = gain == 0
         mask = zero if mask is None else (mask | zero)
-    targets = sources = None
-    if mask is not None and mask.any():
-        targets, sources = defect_sources(mask)
-    return FramePreparer(gain=gain, dark=dark, defect_targets=targets, defect_sources=sources)
+    return FramePreparer.build(gain=gain, dark=dark, defect_mask=mask)
 
 
-def _integrate(frames, lines, params, prep, path):
-    """Sum raw frames into rendered frames (detector-corrected first) and set their doses."""
+_ALLOCATOR_TUNED = False
+
+
+def _keep_freed_memory() -> None:
+    """Let glibc reuse freed large buffers instead of unmapping them (once per process).
+
+    Every full-size FFT output is a fresh ~100 MB array; by default glibc maps and
+    unmaps such blocks, so every frame pays for page faults again (about 5 us per
+    4 KiB page on the CI machine, over a second per K3 movie). Raising the mmap
+    and trim thresholds keeps the freed blocks in the heap for the next frame.
+    The process keeps that memory after the movie (it is reused by the next one).
+    No-op where glibc's ``mallopt`` is not available.
+    """
+    global _ALLOCATOR_TUNED
+    if _ALLOCATOR_TUNED:
+        return
+    _ALLOCATOR_TUNED = True
     try:
-        ranges, doses = integration_ranges(lines, n_raw=frames.shape[0],
-                                           fallback_dose_e_per_a2=params.dose_per_frame_e_per_a2)
-    except ValueError as exc:
-        raise InvalidParameters(str(exc), step=_STEP, path=path) from exc
-    out = np.zeros((len(ranges),) + frames.shape[1:], dtype=np.float32)
-    for j, (a, b) in enumerate(ranges):
-        for i in range(a, b):
-            out[j] += prep(frames[i])
-    dosed = params.pixel_size_angstrom is not None and any(d > 0 for d in doses)
-    new = replace(params, frame_doses_e_per_a2=tuple(doses) if dosed else None)
-    return out, new
+        import ctypes
 
-
-def _write_mrc(path: str, data: NDArray[np.float32], pixel_size_angstrom: float | None) -> None:
-    import mrcfile
-
-    tmp = f"{path}.tmp-{os.getpid()}"
-    with mrcfile.new(tmp, overwrite=True) as mrc:
-        mrc.set_data(np.ascontiguousarray(data, dtype=np.float32))
-        if pixel_size_angstrom:
-            mrc.voxel_size = pixel_size_angstrom
-    os.replace(tmp, path)
+        libc = ctypes.CDLL("libc.so.6")
+    except OSError:
+        return
+    m_trim_threshold, m_mmap_threshold = -1, -3
+    libc.mallopt(m_mmap_threshold, 1 << 30)
+    libc.mallopt(m_trim_threshold, (1 << 31) - 1)
 
 
 def run_correction(
@@ -214,23 +194,20 @@ def run_correction(
     params: MotionCorrectionParams,
     references: DetectorReferences | None = None,
     frame_groups: tuple[tuple[int, int, float | None], ...] | None = None,
+    eer_upsampling: int = 1,
     exposure_id: int | None = None,
 ) -> tuple[MotionCorrectionResult, CorrectedMovie]:
-    """Like `correct_movie_file`, and also return the engine's full `CorrectedMovie`.
-
-    ``frame_groups`` are FmIntFile lines (see ``integration_ranges``): raw frames
-    are summed into rendered frames and the per-frame doses come from them.
-    """
+    """Like `correct_movie_file`, and also return the engine's full `CorrectedMovie`."""
     t0 = time.perf_counter()
+    _keep_freed_memory()
     path = os.fspath(movie_path)
     workers = params.fft_workers or fft_workers()
-    frames, header_px = _read_movie(path, io_threads())
-    refs = references or DetectorReferences()
-    prep = _preparer(refs, frames.shape[1:])
-    if frame_groups is not None:
-        frames, params = _integrate(frames, frame_groups, params, prep, path)
-        prep = FramePreparer()
+    frames, header_px, doses, sizes = _read_movie(path, params, frame_groups, eer_upsampling)
+    if doses is not None and params.pixel_size_angstrom is not None and any(d > 0 for d in doses):
+        params = replace(params, frame_doses_e_per_a2=tuple(doses))
     t_read = time.perf_counter()
+    refs = references or DetectorReferences()
+    prep = _preparer(refs, frames.shape[1:], sizes)
     try:
         corrected = correct_frames(frames, params=params, prepare=prep, workers=workers)
     except ValueError as exc:
@@ -246,7 +223,7 @@ def run_correction(
             images["stack"] = corrected.stack
         written = output_paths_for(output_path, list(images))
         for kind, img in images.items():
-            _write_mrc(written[kind], img, out_pixel)
+            write_mrc(written[kind], img, pixel_size_angstrom=out_pixel)
     t_end = time.perf_counter()
     shifts = tuple((float(-x), float(-y)) for x, y in corrected.motion_px)
     result = MotionCorrectionResult(
@@ -272,6 +249,7 @@ def correct_movie_file(
     params: MotionCorrectionParams,
     references: DetectorReferences | None = None,
     frame_groups: tuple[tuple[int, int, float | None], ...] | None = None,
+    eer_upsampling: int = 1,
     exposure_id: int | None = None,
 ) -> MotionCorrectionResult:
     """Correct one movie and write its sums.
@@ -289,7 +267,11 @@ def correct_movie_file(
     references
         Gain, dark and defects (`DetectorReferences`).
     frame_groups
-        FmIntFile lines ``(raw frames, raw frames per rendered frame, dose per raw frame)``.
+        FmIntFile lines ``(raw frames, raw frames per rendered frame, dose per raw frame)``:
+        raw frames are summed into rendered frames, whose doses replace the
+        per-frame dose. EER movies without it are grouped into about 40 fractions.
+    eer_upsampling
+        EER rendering: 1 (4K), 2 (8K) or 4 (16K).
     exposure_id
         For error messages and logs.
 
@@ -308,5 +290,5 @@ def correct_movie_file(
     """
     result, _ = run_correction(movie_path, output_path=output_path, params=params,
                                references=references, frame_groups=frame_groups,
-                               exposure_id=exposure_id)
+                               eer_upsampling=eer_upsampling, exposure_id=exposure_id)
     return result

@@ -112,8 +112,12 @@ def _process(args: MotionCor2Args, movie: str, out: TextIO) -> None:
     if args["Gain"]:
         out.write(f"Load gain refereince from\n   {args['Gain']}\nGain reference has been loaded.\n\n")
     groups = fmintfile_groups(args, movie) if args["FmIntFile"] else None
+    upsampling = {1: 1, 2: 2, 3: 4}.get(args.first("EerSampling"))
+    if upsampling is None:
+        raise InvalidParameters(f"-EerSampling must be 1, 2 or 3, got {args.first('EerSampling')}",
+                                step="motioncorrection")
     result, corrected = run_correction(movie, output_path=_output_for(args, movie), params=params,
-                                       references=refs, frame_groups=groups)
+                                       references=refs, frame_groups=groups, eer_upsampling=upsampling)
     shifts = -corrected.motion_px
     out.write("Full-frame alignment has been started.\n")
     out.write(format_iterations(corrected.global_errors_px))

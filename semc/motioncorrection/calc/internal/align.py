@@ -15,16 +15,18 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 
+import numba
 import numpy as np
 import scipy.fft
 from numpy.typing import NDArray
 
+from semc.motioncorrection.calc.internal._jit import NJIT_PARALLEL_OPTIONS
 from semc.motioncorrection.calc.internal.fourier import crop_half_spectrum, frequency_axes
 from semc.motioncorrection.calc.internal.peak import peak_near_origin
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["AlignmentTrace", "correlation_box", "align_stack"]
+__all__ = ["AlignmentTrace", "correlation_box", "group_cross_spectra", "align_stack"]
 
 _FILTER_FLOOR = 1e-4
 
@@ -77,14 +79,75 @@ def _groups(n_frames: int, group_size: int) -> list[tuple[int, int]]:
     return bounds
 
 
-def _ramps(fy: NDArray, fx: NDArray, motion: NDArray[np.float64]) -> NDArray[np.complex64]:
-    """Phase factors (n, cy, cxh) that move each frame's content by -motion (the correction).
+def _ramp_axes(fy: NDArray, fx: NDArray, motion: NDArray[np.float64]) -> tuple[NDArray, NDArray]:
+    """Separable phase factors (n, cy) and (n, cxh) that move each frame's content by -motion.
 
     ``fy``, ``fx`` are the frequencies of the box in cycles per pixel of the frames.
     """
     ry = np.exp(2j * np.pi * fy[None, :] * motion[:, 1:2]).astype(np.complex64)
     rx = np.exp(2j * np.pi * fx[None, :] * motion[:, 0:1]).astype(np.complex64)
-    return ry[:, :, None] * rx[:, None, :]
+    return np.ascontiguousarray(ry), np.ascontiguousarray(rx)
+
+
+@numba.njit(**NJIT_PARALLEL_OPTIONS)
+def _group_sums(spectra, ry, rx, group_of, gsum, total):  # pragma: no cover - jitted
+    n, cy, cxh = spectra.shape
+    for y in numba.prange(cy):
+        for x in range(cxh):
+            total[y, x] = 0
+        for g in range(gsum.shape[0]):
+            for x in range(cxh):
+                gsum[g, y, x] = 0
+        for i in range(n):
+            g = group_of[i]
+            r = ry[i, y]
+            for x in range(cxh):
+                a = spectra[i, y, x] * r * rx[i, x]
+                gsum[g, y, x] += a
+                total[y, x] += a
+
+
+@numba.njit(**NJIT_PARALLEL_OPTIONS)
+def _cross_products(gsum, total, filt, phase_only):  # pragma: no cover - jitted
+    ng, cy, cxh = gsum.shape
+    for y in numba.prange(cy):
+        for g in range(ng):
+            for x in range(cxh):
+                a = gsum[g, y, x]
+                p = a * np.conj(total[y, x] - a)
+                if phase_only:
+                    m = abs(p)
+                    p = p / m if m > 1e-30 else 0j
+                gsum[g, y, x] = p * filt[y, x]
+
+
+def group_cross_spectra(
+    spectra: NDArray[np.complex64], *, ramp_y: NDArray[np.complex64], ramp_x: NDArray[np.complex64],
+    group_of: NDArray[np.int64], n_groups: int, filt: NDArray[np.float32], phase_only: bool,
+) -> NDArray[np.complex64]:
+    """Filtered cross spectra of each shifted group sum with the rest of the aligned sum.
+
+    Returns (n_groups, cy, cxh): G_g conj(T - G_g) filt, where G_g = sum over the
+    group of spectra * ramp_y (x) ramp_x and T = sum of all G_g.
+
+    Raises
+    ------
+    ValueError
+        On inconsistent shapes or dtypes.
+    """
+    n, cy, cxh = spectra.shape
+    if spectra.dtype != np.complex64 or not spectra.flags.c_contiguous:
+        raise ValueError("spectra must be C-contiguous complex64")
+    if ramp_y.shape != (n, cy) or ramp_x.shape != (n, cxh) or filt.shape != (cy, cxh):
+        raise ValueError("ramps and filter must match the spectra")
+    if group_of.shape != (n,) or group_of.min() < 0 or group_of.max() >= n_groups:
+        raise ValueError("group_of must map every frame to a group index")
+    gsum = np.empty((n_groups, cy, cxh), np.complex64)
+    total = np.empty((cy, cxh), np.complex64)
+    _group_sums(spectra, ramp_y.astype(np.complex64), ramp_x.astype(np.complex64),
+                group_of.astype(np.int64), gsum, total)
+    _cross_products(gsum, total, np.ascontiguousarray(filt, dtype=np.float32), bool(phase_only))
+    return gsum
 
 
 def align_stack(
@@ -150,17 +213,15 @@ def align_stack(
     motion = np.zeros((n, 2)) if initial_motion_px is None else np.array(initial_motion_px, dtype=np.float64)
     groups = _groups(n, group_size)
     centres = np.array([(a + b - 1) / 2.0 for a, b in groups])
+    group_of = np.concatenate([np.full(b - a, k, dtype=np.int64) for k, (a, b) in enumerate(groups)])
     radius = max(box) // 4 if max_shift_px is None else max(1, int(np.ceil(max_shift_px / min(scale_x, scale_y))))
     errors: list[float] = []
     for _ in range(max(1, iterations)):
-        aligned = small * _ramps(fy, fx, motion)
-        total = aligned.sum(axis=0)
-        gsum = np.stack([aligned[a:b].sum(axis=0) for a, b in groups])
-        prod = gsum * np.conj(total[None] - gsum)
-        if phase_only:
-            prod /= np.maximum(np.abs(prod), 1e-30)
-        prod *= filt
+        ry, rx = _ramp_axes(fy, fx, motion)
+        prod = group_cross_spectra(small, ramp_y=ry, ramp_x=rx, group_of=group_of, n_groups=len(groups),
+                                   filt=filt, phase_only=phase_only)
         cc = scipy.fft.irfft2(prod, s=box, workers=workers)
+        del prod
         upd = peak_near_origin(cc, radius) * np.array([scale_x, scale_y])
         if len(groups) == 1:
             frame_upd = np.repeat(upd, n, axis=0)

@@ -25,25 +25,21 @@ from semc.motioncorrection.calc.internal.accumulate import (
     RADIAL_OVERSAMPLING,
     accumulate_shifted,
     radial_bin_index,
-    warp_polynomial,
 )
 from semc.motioncorrection.calc.internal.align import align_stack, correlation_box
 from semc.motioncorrection.calc.internal.dose import accumulated_dose_e_per_a2, dose_weights
-from semc.motioncorrection.calc.internal.fourier import (
-    bin_image_sum,
-    crop_half_spectrum,
-    phase_ramp_axes,
-)
+from semc.motioncorrection.calc.internal.fourier import crop_half_spectrum, phase_ramp_axes
 from semc.motioncorrection.calc.internal.frames import FramePreparer
 from semc.motioncorrection.calc.internal.local_model import LocalMotionModel, fit_local_model
 from semc.motioncorrection.calc.internal.output import finish_sums
+from semc.motioncorrection.calc.internal.prepare_kernels import correct_and_bin
 from semc.motioncorrection.calc.internal.patches import align_patches, taper_window
 from semc.motioncorrection.calc.internal.trajectory import smooth_trajectory
 from semc.motioncorrection.types import MotionCorrectionParams
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["CorrectedMovie", "alignment_bin", "correct_frames"]
+__all__ = ["CorrectedMovie", "alignment_bin", "global_bin", "correct_frames"]
 
 _WARP_THRESHOLD_PX = 0.01
 
@@ -100,16 +96,40 @@ def _reference_index(n: int, requested: int) -> int:
     return n // 2 if requested < 0 else min(requested, n - 1)
 
 
-def _pass_one(frames, idx, prep, b, box, workers):
+def global_bin(shape: tuple[int, int], bfactor_px2: float, min_side_px: int = 1000) -> int:
+    """Extra binning of the alignment stack for the whole-frame alignment.
+
+    The whole-frame correlation keeps only frequencies where exp(-B f^2/2) >= 1e-4,
+    f_max = sqrt(2 ln(1e4) / B) cycles per pixel; when f_max * g <= 0.45 the stack
+    can be summed over g x g blocks first (one FFT of 1/g^2 the size per frame),
+    as long as the short side stays >= ``min_side_px``.
+    """
+    if bfactor_px2 <= 0:
+        return 1
+    fmax = float(np.sqrt(-2.0 * np.log(1e-4) / bfactor_px2))
+    g = max(1, int(0.45 / fmax))
+    while g > 1 and min(shape) // g < min_side_px:
+        g -= 1
+    return g
+
+
+def _pass_one(frames, idx, prep, b, g, box, workers):
     """Binned stack (for patches) and cropped, tapered spectra (for global alignment)."""
     ny, nx = frames.shape[1] // b, frames.shape[2] // b
     binned = np.empty((len(idx), ny, nx), dtype=np.float32)
+    gshape = (ny // g, nx // g)
     spectra = np.empty((len(idx), box[0], box[1] // 2 + 1), dtype=np.complex64)
-    taper = taper_window((ny, nx), 0.05)
+    taper = taper_window(gshape, 0.05)
+    small = np.empty(gshape, dtype=np.float32)
     for j, i in enumerate(idx):
-        binned[j] = bin_image_sum(prep(frames[i]), b)
-        tmp = (binned[j] - binned[j].mean()) * taper
-        spectra[j] = crop_half_spectrum(scipy.fft.rfft2(tmp, workers=workers), box)
+        prep.binned(frames[i], b, out=binned[j])
+        if g > 1:
+            correct_and_bin(binned[j], gain=None, dark=None, factor=g, out=small)
+        else:
+            small[...] = binned[j]
+        small -= small.mean()
+        small *= taper
+        spectra[j] = crop_half_spectrum(scipy.fft.rfft2(small, workers=workers), box)
     return binned, spectra
 
 
@@ -191,23 +211,26 @@ def correct_frames(
     ValueError
         If fewer than two frames remain after Throw/Trunc, or the frame doses do not match.
     """
-    prep = prepare or FramePreparer()
+    prep = prepare or FramePreparer.build()
     n_all, ny, nx = frames.shape
     idx = np.arange(params.throw_frames, n_all - params.truncate_frames)
     if idx.size < 2:
         raise ValueError(f"{idx.size} frame(s) left after Throw/Trunc; need at least 2")
     n, ref = idx.size, _reference_index(idx.size, params.reference_frame)
     b = alignment_bin((ny, nx), params.alignment_size_px)
+    g = global_bin((ny // b, nx // b), params.bfactor_global_px2)
+    gshape = (ny // b // g, nx // b // g)
+    bfactor_g = params.bfactor_global_px2 / (g * g)
     t0 = time.perf_counter()
-    box = correlation_box((ny // b, nx // b), params.bfactor_global_px2)
-    binned, spectra = _pass_one(frames, idx, prep, b, box, workers)
+    box = correlation_box(gshape, bfactor_g)
+    binned, spectra = _pass_one(frames, idx, prep, b, g, box, workers)
     t1 = time.perf_counter()
-    trace = align_stack(spectra, image_shape=binned.shape[1:], bfactor_px2=params.bfactor_global_px2,
-                        iterations=params.iterations, tolerance_px=params.tolerance_px / b,
+    trace = align_stack(spectra, image_shape=gshape, bfactor_px2=bfactor_g,
+                        iterations=params.iterations, tolerance_px=params.tolerance_px / (b * g),
                         group_size=params.group_global, phase_only=params.phase_only, workers=workers)
     del spectra
-    raw_b = smooth_trajectory(trace.motion_px) if params.smooth_trajectory else trace.motion_px
-    motion_b = raw_b - raw_b[ref]
+    raw_g = smooth_trajectory(trace.motion_px) if params.smooth_trajectory else trace.motion_px
+    motion_b = (raw_g - raw_g[ref]) * g
     t2 = time.perf_counter()
     model, centres, residual, perr = None, np.zeros((0, 2)), np.zeros((0, n, 2)), ()
     if params.local and n > 2:
@@ -220,7 +243,7 @@ def correct_frames(
         sums=sums, stack=stack, motion_px=motion_b * b, reference_frame=ref,
         first_frame=int(idx[0]), local_model=model, patch_centres_px=centres,
         patch_residual_px=residual,
-        global_errors_px=tuple(e * b for e in trace.iteration_errors_px),
+        global_errors_px=tuple(e * b * g for e in trace.iteration_errors_px),
         patch_errors_px=perr, alignment_bin=b,
         timings_s={"prepare": t1 - t0, "align_global": t2 - t1, "align_local": t3 - t2,
                    "sum": t4 - t3},
@@ -252,14 +275,16 @@ def _pass_two(frames, idx, prep, motion, model, params, workers):
             sel_tables, _ = _weight_tables(params, doses[: idx[-1] + 1], idx[0], (ny, nx), sel)
             accs["dose_selected"] = np.zeros((ny, nxh), np.complex64)
     stack = np.empty((idx.size, ny, nx), np.float32) if params.output_stack else None
+    frame = np.empty((ny, nx), np.float32)
     for j, i in enumerate(idx):
-        frame = prep(frames[i])
+        cx = cy = None
         if model is not None:
             cx, cy = model.frame_coefficients(j)
-            if np.abs(cx).sum() + np.abs(cy).sum() > _WARP_THRESHOLD_PX:
-                frame = warp_polynomial(frame, coefficients_x=cx, coefficients_y=cy)
+        if cx is not None and np.abs(cx).sum() + np.abs(cy).sum() > _WARP_THRESHOLD_PX:
+            prep.warped(frames[i], coefficients_x=cx, coefficients_y=cy, out=frame)
+        else:
+            prep(frames[i], out=frame)
         spec = scipy.fft.rfft2(frame, workers=workers)
-        del frame
         ry, rx = phase_ramp_axes(ny, nx, -motion[j, 0], -motion[j, 1])
         plain = accs["sum"] if not split else accs["odd" if j % 2 == 0 else "even"]
         weighted = None if tables is None else (accs["dose_weighted"], tables[j], ridx)

@@ -7,7 +7,13 @@ from dataclasses import dataclass
 import numpy as np
 from numpy.typing import NDArray
 
-__all__ = ["defect_sources", "FramePreparer"]
+from semc.motioncorrection.calc.internal.prepare_kernels import (
+    correct_and_bin,
+    correct_and_warp,
+    correct_frame,
+)
+
+__all__ = ["defect_sources", "FramePreparer", "integration_ranges"]
 
 
 def defect_sources(
@@ -50,12 +56,16 @@ def defect_sources(
 class FramePreparer:
     """Turns a raw frame into a corrected float32 frame: (raw - dark) * gain, defects repaired.
 
+    Build it with `FramePreparer.build`, which folds the defect repair into the
+    references: a defect pixel takes its source pixel's raw value, gain and dark,
+    so the corrected value equals the source's corrected value exactly.
+
     Attributes
     ----------
     gain, dark
-        Shape (ny, nx) float32 or None (already oriented to the movie).
+        Shape (ny, nx) float32 C-contiguous or None (already oriented to the movie).
     defect_targets, defect_sources
-        Flat indices from `defect_sources` (empty arrays for none).
+        Flat indices from `defect_sources`, or None.
     """
 
     gain: NDArray[np.float32] | None = None
@@ -63,19 +73,46 @@ class FramePreparer:
     defect_targets: NDArray[np.int64] | None = None
     defect_sources: NDArray[np.int64] | None = None
 
-    def __call__(self, raw: NDArray[np.generic]) -> NDArray[np.float32]:
-        frame = np.array(raw, dtype=np.float32, order="C")
-        for name, ref in (("dark", self.dark), ("gain", self.gain)):
-            if ref is not None and ref.shape != frame.shape:
-                raise ValueError(f"{name} shape {ref.shape} does not match frame shape {frame.shape}")
-        if self.dark is not None:
-            frame -= self.dark
-        if self.gain is not None:
-            frame *= self.gain
-        if self.defect_targets is not None and self.defect_targets.size:
-            flat = frame.reshape(-1)
-            flat[self.defect_targets] = flat[self.defect_sources]
-        return frame
+    @classmethod
+    def build(
+        cls, *, gain: NDArray[np.floating] | None = None, dark: NDArray[np.floating] | None = None,
+        defect_mask: NDArray[np.bool_] | None = None,
+    ) -> "FramePreparer":
+        """Preparer with references copied to float32 and defects folded in (see class docstring)."""
+        g = None if gain is None else np.array(gain, dtype=np.float32, order="C")
+        d = None if dark is None else np.array(dark, dtype=np.float32, order="C")
+        targets = sources = None
+        if defect_mask is not None and np.any(defect_mask):
+            targets, sources = defect_sources(defect_mask)
+            for ref in (g, d):
+                if ref is not None:
+                    flat = ref.reshape(-1)
+                    flat[targets] = flat[sources]
+        return cls(gain=g, dark=d, defect_targets=targets, defect_sources=sources)
+
+    def repaired(self, raw: NDArray[np.generic]) -> NDArray[np.generic]:
+        """The raw frame, C-contiguous, with defect pixels copied from their sources (a copy if so)."""
+        if self.defect_targets is None or not self.defect_targets.size:
+            return np.ascontiguousarray(raw)
+        out = np.array(raw, order="C")
+        flat = out.reshape(-1)
+        flat[self.defect_targets] = flat[self.defect_sources]
+        return out
+
+    def __call__(self, raw: NDArray[np.generic], out: NDArray[np.float32] | None = None) -> NDArray[np.float32]:
+        return correct_frame(self.repaired(raw), gain=self.gain, dark=self.dark, out=out)
+
+    def binned(self, raw: NDArray[np.generic], factor: int, out: NDArray[np.float32] | None = None) -> NDArray[np.float32]:
+        """Corrected frame summed over factor x factor blocks."""
+        return correct_and_bin(self.repaired(raw), gain=self.gain, dark=self.dark, factor=factor, out=out)
+
+    def warped(
+        self, raw: NDArray[np.generic], *, coefficients_x: NDArray[np.float64],
+        coefficients_y: NDArray[np.float64], out: NDArray[np.float32] | None = None,
+    ) -> NDArray[np.float32]:
+        """Corrected frame resampled to undo a smooth local motion."""
+        return correct_and_warp(self.repaired(raw), gain=self.gain, dark=self.dark,
+                                coefficients_x=coefficients_x, coefficients_y=coefficients_y, out=out)
 
 
 def integration_ranges(

@@ -1,0 +1,163 @@
+"""Fused numba kernels that read raw frames: detector correction with binning or local warping.
+
+Every kernel computes the corrected value ``(raw - dark) * gain`` on the fly, so
+no full-size float copy of a frame is made; outputs go to caller-owned buffers
+that are reused from frame to frame (no page faults per frame). Slow numpy
+twins are in ``tests/motioncorrection/naive.py``.
+"""
+
+from __future__ import annotations
+
+import numba
+import numpy as np
+from numpy.typing import NDArray
+
+from semc.motioncorrection.calc.internal._jit import NJIT_OPTIONS, NJIT_PARALLEL_OPTIONS
+
+__all__ = ["correct_frame", "correct_and_bin", "correct_and_warp"]
+
+_EMPTY = np.zeros((1, 1), dtype=np.float32)
+
+
+@numba.njit(**NJIT_PARALLEL_OPTIONS)
+def _correct(raw, gain, dark, use_gain, use_dark, out):  # pragma: no cover - jitted
+    ny, nx = out.shape
+    for y in numba.prange(ny):
+        for x in range(nx):
+            v = np.float32(raw[y, x])
+            if use_dark:
+                v -= dark[y, x]
+            if use_gain:
+                v *= gain[y, x]
+            out[y, x] = v
+
+
+@numba.njit(**NJIT_PARALLEL_OPTIONS)
+def _correct_bin(raw, gain, dark, use_gain, use_dark, factor, out):  # pragma: no cover - jitted
+    my, mx = out.shape
+    for oy in numba.prange(my):
+        for ox in range(mx):
+            acc = np.float32(0.0)
+            for dy in range(factor):
+                y = oy * factor + dy
+                for dx in range(factor):
+                    x = ox * factor + dx
+                    v = np.float32(raw[y, x])
+                    if use_dark:
+                        v -= dark[y, x]
+                    if use_gain:
+                        v *= gain[y, x]
+                    acc += v
+            out[oy, ox] = acc
+
+
+@numba.njit(inline="always", **NJIT_OPTIONS)
+def _value(raw, gain, dark, use_gain, use_dark, y, x):  # pragma: no cover - jitted
+    v = np.float32(raw[y, x])
+    if use_dark:
+        v -= dark[y, x]
+    if use_gain:
+        v *= gain[y, x]
+    return v
+
+
+@numba.njit(**NJIT_PARALLEL_OPTIONS)
+def _correct_warp(raw, gain, dark, use_gain, use_dark, cx, cy, out):  # pragma: no cover - jitted
+    ny, nx = out.shape
+    for y in numba.prange(ny):
+        v = y / ny - 0.5
+        # the motion is a quadratic in u along the row: a + b u + c u^2
+        a_x = cx[0] + cx[3] * v + cx[4] * v * v
+        b_x = cx[1] + cx[5] * v
+        a_y = cy[0] + cy[3] * v + cy[4] * v * v
+        b_y = cy[1] + cy[5] * v
+        for x in range(nx):
+            u = x / nx - 0.5
+            px = x + a_x + (b_x + cx[2] * u) * u
+            py = y + a_y + (b_y + cy[2] * u) * u
+            px = min(max(px, 0.0), nx - 1.0)
+            py = min(max(py, 0.0), ny - 1.0)
+            x0 = min(int(px), nx - 2)
+            y0 = min(int(py), ny - 2)
+            fx = px - x0
+            fy = py - y0
+            v00 = _value(raw, gain, dark, use_gain, use_dark, y0, x0)
+            v01 = _value(raw, gain, dark, use_gain, use_dark, y0, x0 + 1)
+            v10 = _value(raw, gain, dark, use_gain, use_dark, y0 + 1, x0)
+            v11 = _value(raw, gain, dark, use_gain, use_dark, y0 + 1, x0 + 1)
+            top = v00 + (v01 - v00) * fx
+            bottom = v10 + (v11 - v10) * fx
+            out[y, x] = top + (bottom - top) * fy
+
+
+def _checked(raw, gain, dark, out_shape, out):
+    if raw.ndim != 2 or not raw.flags.c_contiguous:
+        raise ValueError("raw must be a C-contiguous 2-D array")
+    for name, ref in (("gain", gain), ("dark", dark)):
+        if ref is not None and (ref.shape != raw.shape or ref.dtype != np.float32 or not ref.flags.c_contiguous):
+            raise ValueError(f"{name} must be a C-contiguous float32 array of the frame's shape {raw.shape}")
+    if out is None:
+        out = np.empty(out_shape, dtype=np.float32)
+    elif out.shape != out_shape or out.dtype != np.float32 or not out.flags.c_contiguous:
+        raise ValueError(f"out must be a C-contiguous float32 array of shape {out_shape}")
+    g = _EMPTY if gain is None else gain
+    d = _EMPTY if dark is None else dark
+    return g, d, gain is not None, dark is not None, out
+
+
+def correct_frame(
+    raw: NDArray[np.generic], *, gain: NDArray[np.float32] | None, dark: NDArray[np.float32] | None,
+    out: NDArray[np.float32] | None = None,
+) -> NDArray[np.float32]:
+    """(raw - dark) * gain as float32 (either reference may be None).
+
+    Raises
+    ------
+    ValueError
+        On mismatched shapes, dtypes or non-contiguous arrays.
+    """
+    g, d, ug, ud, out = _checked(raw, gain, dark, raw.shape, out)
+    _correct(raw, g, d, ug, ud, out)
+    return out
+
+
+def correct_and_bin(
+    raw: NDArray[np.generic], *, gain: NDArray[np.float32] | None, dark: NDArray[np.float32] | None,
+    factor: int, out: NDArray[np.float32] | None = None,
+) -> NDArray[np.float32]:
+    """Detector-corrected frame summed over ``factor`` x ``factor`` blocks, shape (ny//f, nx//f).
+
+    Raises
+    ------
+    ValueError
+        On a bad factor or mismatched arrays.
+    """
+    if int(factor) != factor or factor < 1:
+        raise ValueError(f"factor must be a positive integer, got {factor}")
+    factor = int(factor)
+    g, d, ug, ud, out = _checked(raw, gain, dark, (raw.shape[0] // factor, raw.shape[1] // factor), out)
+    _correct_bin(raw, g, d, ug, ud, factor, out)
+    return out
+
+
+def correct_and_warp(
+    raw: NDArray[np.generic], *, gain: NDArray[np.float32] | None, dark: NDArray[np.float32] | None,
+    coefficients_x: NDArray[np.float64], coefficients_y: NDArray[np.float64],
+    out: NDArray[np.float32] | None = None,
+) -> NDArray[np.float32]:
+    """Detector-corrected frame resampled to undo a smooth motion (as ``warp_polynomial``).
+
+    Raises
+    ------
+    ValueError
+        On mismatched arrays or coefficients that are not shape (6,).
+    """
+    if min(raw.shape) < 2:
+        raise ValueError("raw must be at least 2x2")
+    cx = np.ascontiguousarray(coefficients_x, dtype=np.float64)
+    cy = np.ascontiguousarray(coefficients_y, dtype=np.float64)
+    if cx.shape != (6,) or cy.shape != (6,):
+        raise ValueError("coefficients must have shape (6,)")
+    g, d, ug, ud, out = _checked(raw, gain, dark, raw.shape, out)
+    _correct_warp(raw, g, d, ug, ud, cx, cy, out)
+    return out
