@@ -138,6 +138,12 @@ def _pixel_size_angstrom(rows, image_timestamp: str, binning: int) -> float:
     return newest["pixelsize"] * binning * 1e10
 
 
+def test_pixel_size_rule_used_for_the_oracles_matches_every_production_case(oracle):
+    for case in oracle["test_calcPixelSize"]:
+        got = _pixel_size_angstrom(case["pixelsizedatas"], case["imgdata_timestamp"], case["binning"])
+        assert f"{got:.3f}" == f"{case['expected']:.3f}"
+
+
 def _params_from_rows(case) -> MotionCor2Params:
     args, md, expected = case["args"], case["imgmetadata"], case["expected_kwargs"]
     cam, img = md["cameraemdata"], md["imgdata"]
