@@ -217,3 +217,25 @@ def test_prompt_table_entries_are_validated():
         PromptAnswer("Pixel size", "1.0")  # a bare string is not a tuple of prompts
     with pytest.raises(InvalidParameters):
         PromptAnswer(("Pixel size",), "1.0\nyes")
+
+
+def test_an_interactive_program_hanging_after_its_answers_is_killed_with_its_group(tmp_path):
+    pidfile = tmp_path / "child.pid"
+    prog = script(tmp_path, "asker_hang", f"""
+        import subprocess, sys, time
+        sys.stdout.write("Pixel size : "); sys.stdout.flush(); sys.stdin.readline()
+        child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(600)"])
+        open({str(pidfile)!r}, "w").write(str(child.pid))
+        print("computing", flush=True)
+        time.sleep(600)
+    """)
+    table = PromptTable((PromptAnswer(("Pixel size",), "1.0"),))
+    with pytest.raises(ExternalProgramTimeout) as info:
+        run_interactive([prog], answers=table, cwd=tmp_path, timeout_s=3, log_path=tmp_path / "t.log",
+                        exposure_id=11, program="ctffind", version="4.1.14")
+    assert info.value.exposure_id == 11 and "computing" in (tmp_path / "t.log").read_text()
+    child_pid = int(pidfile.read_text())
+    deadline = time.monotonic() + 5
+    while pid_alive(child_pid) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not pid_alive(child_pid), "the grandchild survived the timeout"
