@@ -1,0 +1,150 @@
+"""Fit CTFFIND's parameters to a background-subtracted spectrum: 1D search, 2D grid, refinement."""
+
+from __future__ import annotations
+
+import logging
+import math
+from dataclasses import dataclass
+
+import numpy as np
+import scipy.optimize
+
+from semc.ctfestimation.calc.internal.model import CtfOptics, xy_from_defoci
+from semc.ctfestimation.calc.internal.search import (
+    FitPixels,
+    fit_pixels_select,
+    radial_profile,
+    score_batch,
+    search_defocus_1d,
+)
+from semc.ctfestimation.types import CtfSearchParameters
+
+__all__ = ["SpectrumFit", "fit_spectrum"]
+
+logger = logging.getLogger(__name__)
+_COARSE_PIXELS = 4000
+_MEDIUM_PIXELS = 12000
+_STARTS = 5
+_MAX_HALF_ASTIGMATISM_ANGSTROM = 1500.0
+
+
+@dataclass(frozen=True, slots=True)
+class SpectrumFit:
+    """Fitted parameters in the smooth parametrisation (Å, Å, Å, rad) and the unpenalised score."""
+
+    mean_angstrom: float
+    x_angstrom: float
+    y_angstrom: float
+    phase_shift_radian: float
+    score: float
+
+
+def _phases(params: CtfSearchParameters) -> np.ndarray:
+    if not params.find_phase_shift:
+        return np.zeros(1)
+    count = int(math.floor((params.max_phase_shift_radian - params.min_phase_shift_radian) / params.phase_shift_step_radian + 1e-9)) + 1
+    return params.min_phase_shift_radian + params.phase_shift_step_radian * np.arange(count)
+
+
+def _defoci(params: CtfSearchParameters) -> np.ndarray:
+    count = int(math.floor((params.max_defocus_angstrom - params.min_defocus_angstrom) / params.defocus_step_angstrom + 1e-9)) + 1
+    return params.min_defocus_angstrom + params.defocus_step_angstrom * np.arange(count)
+
+
+def _restraint(params: CtfSearchParameters, n_pixels: int, x: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """CTFFIND's astigmatism restraint, a^2 / (2 tol^2) / n, with a = 2*sqrt(x^2 + y^2)."""
+    if params.astigmatism_restraint_angstrom is None:
+        return np.zeros(np.broadcast(x, y).shape)
+    astigmatism2 = 4.0 * (np.asarray(x) ** 2 + np.asarray(y) ** 2)
+    return astigmatism2 / (2.0 * params.astigmatism_restraint_angstrom**2) / n_pixels
+
+
+def _grid_search(
+    pixels: FitPixels, *, params: CtfSearchParameters, optics: CtfOptics, mean: float, phase: float, g2_max: float
+) -> list[tuple[float, float, float]]:
+    """The best few (mean, x, y) on a grid of astigmatism around the 1D mean (coarse pixel subset)."""
+    coarse = pixels.subset(_COARSE_PIXELS)
+    step = float(np.clip(1.0 / (4.0 * optics.wavelength_angstrom * g2_max), 20.0, 200.0))
+    reach = _MAX_HALF_ASTIGMATISM_ANGSTROM
+    if params.astigmatism_restraint_angstrom is not None:
+        reach = min(reach, max(4.0 * params.astigmatism_restraint_angstrom, 4.0 * step))
+    axis = np.arange(-math.floor(reach / step), math.floor(reach / step) + 1) * step
+    offsets = np.arange(-2, 3) if params.exhaustive_search else np.arange(-1, 2)
+    means = mean + offsets * 0.5 * min(params.defocus_step_angstrom, step)
+    m, x, y = (a.ravel() for a in np.meshgrid(means, axis, axis, indexing="ij"))
+    scores = score_batch(coarse, optics=optics, mean_angstrom=m, x_angstrom=x, y_angstrom=y, phase_shift_radian=phase)
+    scores = scores - _restraint(params, coarse.g2.size, x, y)
+    order = np.argsort(scores)[::-1][:_STARTS]
+    return [(float(m[i]), float(x[i]), float(y[i])) for i in order]
+
+
+def _refine(
+    pixels: FitPixels, *, params: CtfSearchParameters, optics: CtfOptics, start: tuple[float, float, float, float], free: tuple[bool, ...]
+) -> SpectrumFit:
+    """Nelder-Mead on the free subset of (mean, x, y, phase)."""
+    start_array = np.asarray(start, dtype=np.float64)
+    scales = np.array([0.5 * params.defocus_step_angstrom, 30.0, 30.0, 0.1])
+    free_index = np.flatnonzero(free)
+
+    def full(v: np.ndarray) -> np.ndarray:
+        values = start_array.copy()
+        values[free_index] = start_array[free_index] + v * scales[free_index]
+        return values
+
+    def negative(v: np.ndarray) -> float:
+        mean, x, y, phase = full(v)
+        score = score_batch(pixels, optics=optics, mean_angstrom=mean, x_angstrom=x, y_angstrom=y, phase_shift_radian=phase)[0]
+        return -(score - float(_restraint(params, pixels.g2.size, np.asarray(x), np.asarray(y))))
+
+    result = scipy.optimize.minimize(
+        negative, np.zeros(free_index.size), method="Nelder-Mead",
+        options={"xatol": 0.02, "fatol": 1e-7, "maxiter": 400 * max(1, free_index.size), "adaptive": free_index.size > 2},
+    )
+    mean, x, y, phase = full(result.x)
+    score = float(score_batch(pixels, optics=optics, mean_angstrom=mean, x_angstrom=x, y_angstrom=y, phase_shift_radian=phase)[0])
+    return SpectrumFit(float(mean), float(x), float(y), float(phase), score)
+
+
+def fit_spectrum(filtered: np.ndarray, *, params: CtfSearchParameters, spectrum_pixel_size_angstrom: float) -> SpectrumFit:
+    """Fit a centred, background-subtracted (box, box) spectrum.
+
+    Parameters
+    ----------
+    filtered
+        Output of :func:`spectrum_background_subtract`.
+    params
+        Search settings (resolution band, defocus range, astigmatism and phase options).
+    spectrum_pixel_size_angstrom
+        Pixel size of the spectrum (Å).
+
+    Returns
+    -------
+    SpectrumFit
+        Best parameters and their Pearson score.
+    """
+    optics = CtfOptics(params.voltage_kv, params.spherical_aberration_mm, params.amplitude_contrast)
+    max_res = max(params.max_resolution_angstrom, 2.0 * spectrum_pixel_size_angstrom)
+    pixels = fit_pixels_select(
+        filtered, pixel_size_angstrom=spectrum_pixel_size_angstrom,
+        min_resolution_angstrom=params.min_resolution_angstrom, max_resolution_angstrom=max_res,
+    )
+    frequency, profile = radial_profile(filtered, pixel_size_angstrom=spectrum_pixel_size_angstrom)
+    band = (frequency >= 1.0 / params.min_resolution_angstrom) & (frequency <= 1.0 / max_res)
+    mean, phase, score_1d = search_defocus_1d(
+        frequency=frequency[band], profile=profile[band], optics=optics,
+        defoci_angstrom=_defoci(params), phases_radian=_phases(params),
+    )
+    logger.debug("1D search: defocus %.1f Å, phase %.3f rad, score %.4f", mean, phase, score_1d)
+    if params.known_astigmatism_angstrom is not None:
+        _, x, y = xy_from_defoci(
+            mean + 0.5 * params.known_astigmatism_angstrom, mean - 0.5 * params.known_astigmatism_angstrom,
+            params.known_astigmatism_azimuth_degree,
+        )
+        return _refine(pixels, params=params, optics=optics, start=(mean, x, y, phase), free=(True, False, False, params.find_phase_shift))
+    starts = _grid_search(pixels, params=params, optics=optics, mean=mean, phase=phase, g2_max=max_res**-2)
+    free = (True, True, True, params.find_phase_shift)
+    medium = pixels.subset(_MEDIUM_PIXELS)
+    candidates = [_refine(medium, params=params, optics=optics, start=(*s, phase), free=free) for s in starts]
+    best = max(candidates, key=lambda c: c.score)
+    start = (best.mean_angstrom, best.x_angstrom, best.y_angstrom, best.phase_shift_radian)
+    return _refine(pixels, params=params, optics=optics, start=start, free=free)

@@ -1,0 +1,166 @@
+"""Defocus, astigmatism and phase-shift search against a background-subtracted spectrum.
+
+Steps (CTFFIND 4 style, ``algorithms.md`` §3.2): a 1D brute force over defocus (and
+phase shift) against the rotational average, a 2D grid over astigmatism around it,
+then a Nelder-Mead refinement of (mean defocus, astigmatism x, y[, phase shift])
+against every spectrum pixel of the fit band. The score is the Pearson correlation
+of the spectrum with |CTF| (``score_batch``); an astigmatism restraint subtracts
+a^2 / (2 tol^2) / n_pixels, as CTFFIND does.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from dataclasses import dataclass
+
+import numpy as np
+import scipy.optimize
+
+from semc.ctfestimation.calc.internal.model import CtfOptics, amplitude_contrast_phase_radian
+
+__all__ = ["FitPixels", "fit_pixels_select", "score_batch", "radial_profile", "search_defocus_1d", "fit_spectrum"]
+
+logger = logging.getLogger(__name__)
+_CHUNK_ELEMENTS = 2_000_000
+
+
+@dataclass(frozen=True, slots=True, eq=False)
+class FitPixels:
+    """Spectrum pixels of the fit band (kx >= 0 half plane, central cross excluded), flat.
+
+    Attributes
+    ----------
+    g2
+        (n,) squared spatial frequency, 1/Å^2.
+    cos2, sin2
+        (n,) cos(2 theta), sin(2 theta) of the pixel azimuth.
+    data
+        (n,) spectrum values minus their mean.
+    data_norm
+        Euclidean norm of ``data``.
+    """
+
+    g2: np.ndarray
+    cos2: np.ndarray
+    sin2: np.ndarray
+    data: np.ndarray
+    data_norm: float
+
+    def subset(self, max_pixels: int) -> "FitPixels":
+        """Every k-th pixel so that at most ``max_pixels`` remain (for coarse grids)."""
+        stride = max(1, math.ceil(self.g2.size / max_pixels))
+        data = self.data[::stride] - self.data[::stride].mean()
+        return FitPixels(self.g2[::stride], self.cos2[::stride], self.sin2[::stride], data, float(np.linalg.norm(data)))
+
+
+def _frequency_grid(box: int, pixel_size_angstrom: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(ky, kx) in 1/Å and radius in px of a centred box (origin at box/2)."""
+    index = np.arange(box) - box // 2
+    ky, kx = np.meshgrid(index, index, indexing="ij")
+    return ky / (box * pixel_size_angstrom), kx / (box * pixel_size_angstrom), np.hypot(ky, kx)
+
+
+def fit_pixels_select(
+    filtered: np.ndarray, *, pixel_size_angstrom: float, min_resolution_angstrom: float, max_resolution_angstrom: float
+) -> FitPixels:
+    """Collect the fit-band pixels of a centred, background-subtracted (box, box) spectrum."""
+    box = filtered.shape[0]
+    ky, kx, _ = _frequency_grid(box, pixel_size_angstrom)
+    g2 = kx**2 + ky**2
+    step = 1.0 / (box * pixel_size_angstrom)
+    mask = (g2 >= min_resolution_angstrom**-2) & (g2 <= max_resolution_angstrom**-2)
+    mask &= (kx > 0) | ((kx == 0) & (ky > 0))
+    mask &= (np.abs(kx) > 1.5 * step) & (np.abs(ky) > 1.5 * step)
+    theta2 = 2.0 * np.arctan2(ky[mask], kx[mask])
+    data = filtered[mask] - filtered[mask].mean()
+    return FitPixels(g2[mask], np.cos(theta2), np.sin(theta2), data, float(np.linalg.norm(data)))
+
+
+def score_batch(
+    pixels: FitPixels,
+    *,
+    optics: CtfOptics,
+    mean_angstrom: np.ndarray,
+    x_angstrom: np.ndarray,
+    y_angstrom: np.ndarray,
+    phase_shift_radian: np.ndarray,
+) -> np.ndarray:
+    """Pearson correlation of the pixels with |CTF| for m candidate parameter sets.
+
+    Parameters
+    ----------
+    mean_angstrom, x_angstrom, y_angstrom, phase_shift_radian
+        (m,) candidates (broadcast together); see :mod:`model` for the parametrisation.
+
+    Returns
+    -------
+    numpy.ndarray
+        (m,) scores in [-1, 1] (0 where the model is constant).
+    """
+    mean, x, y, phase = np.broadcast_arrays(
+        *(np.atleast_1d(np.asarray(v, dtype=np.float64)) for v in (mean_angstrom, x_angstrom, y_angstrom, phase_shift_radian))
+    )
+    n = pixels.g2.size
+    a = optics.defocus_coefficient
+    base = -optics.cs_coefficient * pixels.g2**2 + amplitude_contrast_phase_radian(optics.amplitude_contrast)
+    g2c, g2s = pixels.g2 * pixels.cos2, pixels.g2 * pixels.sin2
+    out = np.empty(mean.size)
+    chunk = max(1, _CHUNK_ELEMENTS // max(n, 1))
+    for start in range(0, mean.size, chunk):
+        sl = slice(start, start + chunk)
+        chi = (a * mean[sl, None]) * pixels.g2 + (a * x[sl, None]) * g2c + (a * y[sl, None]) * g2s
+        chi += base + phase[sl, None]
+        model = np.abs(np.sin(chi, out=chi), out=chi)
+        total = model.sum(axis=1)
+        variance = np.einsum("ij,ij->i", model, model) - total**2 / n
+        covariance = model @ pixels.data
+        out[sl] = np.where(variance > 1e-12, covariance / (pixels.data_norm * np.sqrt(np.maximum(variance, 1e-300))), 0.0)
+    return out
+
+
+def radial_profile(filtered: np.ndarray, *, pixel_size_angstrom: float) -> tuple[np.ndarray, np.ndarray]:
+    """Rotational average of a centred spectrum in 1-px rings: (g in 1/Å, average), both (box/2,)."""
+    box = filtered.shape[0]
+    _, _, radius = _frequency_grid(box, pixel_size_angstrom)
+    ring = np.rint(radius).astype(np.int64).ravel()
+    keep = ring < box // 2
+    sums = np.bincount(ring[keep], weights=filtered.ravel()[keep], minlength=box // 2)
+    counts = np.bincount(ring[keep], minlength=box // 2)
+    return np.arange(box // 2) / (box * pixel_size_angstrom), sums / np.maximum(counts, 1)
+
+
+def _pearson_rows(models: np.ndarray, data: np.ndarray) -> np.ndarray:
+    centred = data - data.mean()
+    m = models - models.mean(axis=1, keepdims=True)
+    denominator = np.linalg.norm(m, axis=1) * np.linalg.norm(centred)
+    return np.where(denominator > 0, m @ centred / np.where(denominator > 0, denominator, 1.0), 0.0)
+
+
+def search_defocus_1d(
+    *, frequency: np.ndarray, profile: np.ndarray, optics: CtfOptics, defoci_angstrom: np.ndarray, phases_radian: np.ndarray
+) -> tuple[float, float, float]:
+    """Brute force (defocus, phase) against a 1D profile, then a bounded polish of the defocus.
+
+    Returns
+    -------
+    tuple
+        (defocus in Å, phase shift in rad, Pearson score).
+    """
+    g2 = frequency**2
+    base = -optics.cs_coefficient * g2**2 + amplitude_contrast_phase_radian(optics.amplitude_contrast)
+    d, p = np.meshgrid(defoci_angstrom, phases_radian, indexing="ij")
+    chi = optics.defocus_coefficient * d.reshape(-1, 1) * g2 + base + p.reshape(-1, 1)
+    scores = _pearson_rows(np.abs(np.sin(chi)), profile)
+    best = int(np.argmax(scores))
+    defocus, phase = float(d.ravel()[best]), float(p.ravel()[best])
+    step = float(defoci_angstrom[1] - defoci_angstrom[0]) if defoci_angstrom.size > 1 else 100.0
+
+    def negative(df: float) -> float:
+        model = np.abs(np.sin(optics.defocus_coefficient * df * g2 + base + phase))
+        return -float(_pearson_rows(model[None, :], profile)[0])
+
+    polished = scipy.optimize.minimize_scalar(negative, bounds=(defocus - step, defocus + step), method="bounded")
+    if -polished.fun >= scores[best]:
+        return float(polished.x), phase, float(-polished.fun)
+    return defocus, phase, float(scores[best])

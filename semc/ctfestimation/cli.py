@@ -1,0 +1,169 @@
+"""Console entry points of the CTF step.
+
+``semc-ctffind`` (:func:`ctffind_main`) is a CTFFIND 4.1-compatible program: the
+same interactive prompts (see :mod:`semc.ctfestimation.ctffind_protocol`), the
+same output files (:mod:`semc.ctfestimation.ctffind_files`), and CTFFIND's
+command-line flags where CTFFIND has them.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import sys
+import time
+from typing import TextIO
+
+from semc.base.errors import ProcessingError
+from semc.ctfestimation.ctffind_files import CTFFIND_VERSION, ctffind_files_write, ctffind_output_paths
+from semc.ctfestimation.ctffind_protocol import CtffindAnswers, PromptReader, ProtocolError, ctffind_answers_read
+from semc.ctfestimation.types import CtfResult, CtfSearchParameters
+
+__all__ = ["ctffind_main"]
+
+_USAGE = """Usage: semc-ctffind [options]   (answers are read from standard input, one per line)
+
+A CTFFIND 4.1-compatible CTF estimator (SEMC built-in engine).
+
+Options:
+  --amplitude-spectrum-input           the input image is an amplitude spectrum (origin at the centre)
+  --filtered-amplitude-spectrum-input  same, already background-subtracted (treated as an amplitude spectrum)
+  --omp-num-threads N, -j N            number of threads
+  --ctffind5                           also ask CTFFIND 5's prompts (tilt, thickness, expert extras)
+  --fast                               accepted and ignored (the search is always fast)
+  --version                            print the version and exit
+  -h, --help                           print this help and exit
+"""
+
+
+def _flags(argv: list[str]) -> dict:
+    flags = {"spectrum": False, "threads": None, "ctffind5": os.environ.get("SEMC_CTFFIND_PROMPTS", "") == "5"}
+    i = 0
+    while i < len(argv):
+        arg = argv[i]
+        if arg in ("--amplitude-spectrum-input", "--filtered-amplitude-spectrum-input"):
+            flags["spectrum"] = True
+        elif arg in ("--omp-num-threads", "-j"):
+            if i + 1 >= len(argv) or not argv[i + 1].isdigit() or int(argv[i + 1]) < 1:
+                raise ProtocolError(f"Error: {arg} needs a positive integer")
+            flags["threads"] = int(argv[i + 1])
+            i += 1
+        elif arg == "--ctffind5":
+            flags["ctffind5"] = True
+        elif arg == "--fast":
+            pass
+        elif arg in ("--old-school-input", "--old-school-input-ctffind4"):
+            raise ProtocolError(f"Error: {arg} is not supported by semc-ctffind; answer the interactive prompts instead")
+        elif arg in ("-h", "--help", "--version"):
+            flags[arg.lstrip("-")] = True
+        else:
+            raise ProtocolError(f"Error: unknown option {arg}\n{_USAGE}")
+        i += 1
+    return flags
+
+
+def _count_sections(path: str) -> int:
+    from semc.base.io import open_movie
+
+    try:
+        with open_movie(path) as movie:
+            return int(movie.n_frames)
+    except ProcessingError:
+        return 1
+
+
+def _parameters(answers: CtffindAnswers, *, box_size: int) -> CtfSearchParameters:
+    return CtfSearchParameters(
+        pixel_size_angstrom=answers.pixel_size_angstrom, voltage_kv=answers.voltage_kv,
+        spherical_aberration_mm=answers.spherical_aberration_mm, amplitude_contrast=answers.amplitude_contrast,
+        box_size=box_size, min_resolution_angstrom=answers.min_resolution_angstrom,
+        max_resolution_angstrom=answers.max_resolution_angstrom, min_defocus_angstrom=answers.min_defocus_angstrom,
+        max_defocus_angstrom=answers.max_defocus_angstrom, defocus_step_angstrom=answers.defocus_step_angstrom,
+        known_astigmatism_angstrom=answers.known_astigmatism_angstrom,
+        known_astigmatism_azimuth_degree=answers.known_astigmatism_azimuth_degree,
+        exhaustive_search=answers.exhaustive_search, astigmatism_restraint_angstrom=answers.astigmatism_restraint_angstrom,
+        find_phase_shift=answers.find_phase_shift, min_phase_shift_radian=answers.min_phase_shift_radian,
+        max_phase_shift_radian=answers.max_phase_shift_radian, phase_shift_step_radian=answers.phase_shift_step_radian,
+        resample=answers.resample, target_pixel_size_angstrom=answers.target_pixel_size_angstrom,
+    )
+
+
+def _estimate(answers: CtffindAnswers, *, spectrum_input: bool, workers: int) -> tuple[list[CtfResult], CtfSearchParameters]:
+    import numpy as np
+
+    from semc.base.io import open_movie
+    from semc.ctfestimation.calc.internal.estimate import (
+        ctf_estimate_from_frames,
+        ctf_estimate_from_image,
+        ctf_estimate_from_spectrum,
+    )
+
+    with open_movie(answers.input_path) as movie:
+        sections = np.asarray(movie.read_frames(), dtype=np.float32)
+    if spectrum_input:
+        params = _parameters(answers, box_size=sections.shape[-1] - sections.shape[-1] % 2)
+        results = [ctf_estimate_from_spectrum(s[: params.box_size, : params.box_size].astype(np.float64), params=params,
+                                              spectrum_pixel_size_angstrom=answers.pixel_size_angstrom) for s in sections]
+        return results, params
+    params = _parameters(answers, box_size=answers.box_size)
+    if answers.input_is_movie:
+        return [ctf_estimate_from_frames(sections, params=params, frames_to_average=answers.frames_to_average, workers=workers)], params
+    return [ctf_estimate_from_image(s, params=params, workers=workers) for s in sections], params
+
+
+def _report(results: list[CtfResult], diagnostic_path: str, out: TextIO) -> None:
+    for number, r in enumerate(results, start=1):
+        resolution = "inf" if math.isinf(r.fit_resolution_angstrom) else f"{r.fit_resolution_angstrom:.1f}"
+        out.write(
+            f"\nProcessing micrograph {number} of {len(results)}\n"
+            f"Estimated defocus values        : {r.defocus_1_angstrom:.2f} , {r.defocus_2_angstrom:.2f} Angstroms\n"
+            f"Estimated azimuth of astigmatism: {r.astigmatism_azimuth_degree:.2f} degrees\n"
+            f"Additional phase shift          : {math.degrees(r.phase_shift_radian):.3f} degrees "
+            f"({r.phase_shift_radian:.3f} radians) ({r.phase_shift_radian / math.pi:.3f} PIs)\n"
+            f"Score                           : {r.cross_correlation:.5f}\n"
+            f"Pixel size for fitting          : {r.spectrum_pixel_size_angstrom:.3f} Angstroms\n"
+            f"Thon rings with good fit up to  : {resolution} Angstroms\n"
+        )
+    diagnostic, text, avrot = ctffind_output_paths(diagnostic_path)
+    out.write(
+        f"\nSummary of results                          : {text}\n"
+        f"Diagnostic images                           : {diagnostic}\n"
+        f"Detailed results, including 1D fit profiles : {avrot}\n"
+    )
+
+
+def ctffind_main(argv: list[str] | None = None, *, stdin: TextIO | None = None, stdout: TextIO | None = None) -> int:
+    """Run ``semc-ctffind``; returns the exit status (0 on success, 1 on any error, with a message)."""
+    stdin, stdout = stdin or sys.stdin, stdout or sys.stdout
+    try:
+        flags = _flags(list(sys.argv[1:] if argv is None else argv))
+        if flags.get("h") or flags.get("help"):
+            stdout.write(_USAGE)
+            return 0
+        if flags.get("version"):
+            stdout.write(f"semc-ctffind, CTFFIND {CTFFIND_VERSION}\n")
+            return 0
+        stdout.write(f"\n        **   Welcome to Ctffind   **\n\n            Version : {CTFFIND_VERSION}\n\n")
+        answers = ctffind_answers_read(PromptReader(stdin, stdout), count_sections=(lambda p: 1) if flags["spectrum"] else _count_sections,
+                                       ctffind5=flags["ctffind5"])
+        start = time.perf_counter()
+        results, params = _estimate(answers, spectrum_input=flags["spectrum"], workers=flags["threads"] or answers.threads)
+        ctffind_files_write(results, diagnostic_path=answers.diagnostic_path, params=params, input_name=answers.input_path)
+        _report(results, answers.diagnostic_path, stdout)
+        stdout.write(f"\nTotal execution time : {time.perf_counter() - start:.2f} seconds\n")
+        stdout.flush()
+        return 0
+    except ProtocolError as error:
+        stdout.write(f"\n{error}\n")
+        stdout.flush()
+        return 1
+    except ProcessingError as error:
+        stdout.write(f"\nError: {error}\n")
+        stdout.flush()
+        return 1
+    except KeyboardInterrupt:
+        return 130
+    except OSError as error:
+        stdout.write(f"\nError: {error}\n")
+        stdout.flush()
+        return 1

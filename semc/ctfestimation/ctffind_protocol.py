@@ -1,0 +1,199 @@
+"""CTFFIND 4.1's interactive protocol (and CTFFIND 5's extra prompts), spoken by ``semc-ctffind``.
+
+The prompts are asked in CTFFIND's order (``appion-compat.md`` §5.6), one answer
+per line, so the same code serves a terminal (pexpect) and a here-document. An
+empty answer takes the default shown in brackets. A bad answer raises
+:class:`ProtocolError` with a CTFFIND-like message; the caller exits non-zero.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TextIO
+
+__all__ = ["ProtocolError", "CtffindAnswers", "PromptReader", "ctffind_answers_read"]
+
+
+class ProtocolError(Exception):
+    """A bad or missing answer (message in CTFFIND's words)."""
+
+
+@dataclass(frozen=True, slots=True)
+class CtffindAnswers:
+    """Everything the prompts collected (units as in the prompts: Å, kV, mm, rad)."""
+
+    input_path: str
+    input_is_movie: bool
+    frames_to_average: int
+    diagnostic_path: str
+    pixel_size_angstrom: float
+    voltage_kv: float
+    spherical_aberration_mm: float
+    amplitude_contrast: float
+    box_size: int
+    min_resolution_angstrom: float
+    max_resolution_angstrom: float
+    min_defocus_angstrom: float
+    max_defocus_angstrom: float
+    defocus_step_angstrom: float
+    known_astigmatism_angstrom: float | None
+    known_astigmatism_azimuth_degree: float | None
+    exhaustive_search: bool
+    astigmatism_restraint_angstrom: float | None
+    find_phase_shift: bool
+    min_phase_shift_radian: float
+    max_phase_shift_radian: float
+    phase_shift_step_radian: float
+    resample: bool
+    target_pixel_size_angstrom: float
+    threads: int
+
+
+class PromptReader:
+    """Print a prompt, read one line; typed helpers check the answer."""
+
+    def __init__(self, stdin: TextIO, stdout: TextIO) -> None:
+        self._in, self._out = stdin, stdout
+
+    def text(self, prompt: str, default: str) -> str:
+        self._out.write(f"{prompt} [{default}]".ljust(50) + " : ")
+        self._out.flush()
+        line = self._in.readline()
+        if line == "":
+            self._out.write("\n")
+            raise ProtocolError(f"Error: end of input while waiting for an answer to \"{prompt}\"")
+        answer = line.strip()
+        if self._in.isatty() is False:  # echo here-document answers, as a terminal would show them
+            self._out.write(answer + "\n")
+        return answer or default
+
+    def number(self, prompt: str, default: float, *, minimum: float = -math.inf, maximum: float = math.inf) -> float:
+        answer = self.text(prompt, str(default))
+        try:
+            value = float(answer)
+        except ValueError:
+            raise ProtocolError(f"Error: \"{answer}\" is not a valid number (answer to \"{prompt}\")") from None
+        if not math.isfinite(value) or not minimum <= value <= maximum:
+            raise ProtocolError(f"Error: {answer} is out of range [{minimum:g}, {maximum:g}] for \"{prompt}\"")
+        return value
+
+    def integer(self, prompt: str, default: int, *, minimum: int = 1, maximum: int = 10**9) -> int:
+        value = self.number(prompt, default, minimum=minimum, maximum=maximum)
+        if value != int(value):
+            raise ProtocolError(f"Error: \"{value:g}\" is not a valid integer (answer to \"{prompt}\")")
+        return int(value)
+
+    def yes_no(self, prompt: str, default: bool) -> bool:
+        answer = self.text(prompt, "Yes" if default else "No").lower()
+        if answer in ("y", "yes", "t", "true", "1"):
+            return True
+        if answer in ("n", "no", "f", "false", "0"):
+            return False
+        raise ProtocolError(f"Error: \"{answer}\" is not a valid yes/no answer (answer to \"{prompt}\")")
+
+
+def _input_file(reader: PromptReader, count_sections) -> tuple[str, bool, int]:
+    path = reader.text("Input image file name", "input.mrc")
+    if not Path(path).is_file():
+        raise ProtocolError(f"Error: input file {path} does not exist or is not a file")
+    movie, frames = False, 1
+    if count_sections(path) > 1:
+        movie = reader.yes_no("Input is a movie (stack of frames)", False)
+        if movie:
+            frames = reader.integer("Number of frames to average together", 1)
+    return path, movie, frames
+
+
+def _astigmatism(reader: PromptReader) -> dict:
+    out = {"known_astigmatism_angstrom": None, "known_astigmatism_azimuth_degree": None,
+           "exhaustive_search": False, "astigmatism_restraint_angstrom": None}
+    if reader.yes_no("Do you know what astigmatism is present?", False):
+        out["known_astigmatism_angstrom"] = reader.number("Known astigmatism", 0.0, minimum=0.0)
+        out["known_astigmatism_azimuth_degree"] = reader.number("Known astigmatism angle", 0.0, minimum=-360.0, maximum=360.0)
+        return out
+    out["exhaustive_search"] = reader.yes_no("Slower, more exhaustive search?", False)
+    if reader.yes_no("Use a restraint on astigmatism?", False):
+        out["astigmatism_restraint_angstrom"] = reader.number("Expected (tolerated) astigmatism", 200.0, minimum=1e-3)
+    return out
+
+
+def _phase_shift(reader: PromptReader) -> dict:
+    out = {"find_phase_shift": False, "min_phase_shift_radian": 0.0, "max_phase_shift_radian": 3.15, "phase_shift_step_radian": 0.5}
+    if reader.yes_no("Find additional phase shift?", False):
+        out["find_phase_shift"] = True
+        out["min_phase_shift_radian"] = reader.number("Minimum phase shift (rad)", 0.0, minimum=-math.pi * 4, maximum=math.pi * 4)
+        out["max_phase_shift_radian"] = reader.number("Maximum phase shift (rad)", 3.15, minimum=-math.pi * 4, maximum=math.pi * 4)
+        out["phase_shift_step_radian"] = reader.number("Phase shift search step", 0.5, minimum=1e-4)
+        if out["max_phase_shift_radian"] < out["min_phase_shift_radian"]:
+            raise ProtocolError("Error: maximum phase shift is smaller than minimum phase shift")
+    return out
+
+
+def _ctffind5_extras(reader: PromptReader) -> None:
+    if reader.yes_no("Determine sample tilt?", False):
+        raise ProtocolError("Error: sample tilt determination is not supported by semc-ctffind")
+    if reader.yes_no("Determine samnple thickness?", False):
+        raise ProtocolError("Error: sample thickness determination is not supported by semc-ctffind")
+
+
+def _expert(reader: PromptReader, *, movie: bool, ctffind5: bool) -> dict:
+    out = {"resample": True, "target_pixel_size_angstrom": 1.4, "threads": 1}
+    if not reader.yes_no("Do you want to set expert options?", False):
+        return out
+    if movie:
+        if reader.yes_no("Correct Movie Mag. Distortion?", False):
+            raise ProtocolError("Error: magnification distortion correction is not supported by semc-ctffind")
+        if not reader.yes_no("Movie is gain-corrected?", True):
+            raise ProtocolError("Error: gain correction of movies is not supported by semc-ctffind; give a gain-corrected movie")
+        if not reader.yes_no("Movie is dark-subtracted?", True):
+            raise ProtocolError("Error: dark subtraction of movies is not supported by semc-ctffind")
+    out["resample"] = reader.yes_no("Resample micrograph if pixel size too small?", True)
+    if ctffind5 and out["resample"]:
+        out["target_pixel_size_angstrom"] = reader.number("Target pixel size after resampling", 1.4, minimum=1e-3)
+    if reader.yes_no("Do you already know the defocus?", False):
+        raise ProtocolError("Error: a known defocus is not supported by semc-ctffind")
+    if ctffind5:
+        reader.yes_no("Weight down low resolution signal?", True)
+    out["threads"] = reader.integer("Desired number of parallel threads", 1, minimum=1, maximum=1024)
+    return out
+
+
+def ctffind_answers_read(reader: PromptReader, *, count_sections, ctffind5: bool = False) -> CtffindAnswers:
+    """Ask CTFFIND's prompts in order and collect the answers.
+
+    Parameters
+    ----------
+    reader
+        Where prompts go and answers come from.
+    count_sections
+        Callable(path) -> number of sections of the input (the movie question is asked when > 1).
+    ctffind5
+        Also ask CTFFIND 5's prompts (sample tilt, thickness, target pixel, low-resolution weighting).
+
+    Raises
+    ------
+    ProtocolError
+        On a missing or bad answer.
+    """
+    path, movie, frames = _input_file(reader, count_sections)
+    diagnostic = reader.text("Output diagnostic image file name", "diagnostic_output.mrc")
+    values = {
+        "pixel_size_angstrom": reader.number("Pixel size", 1.0, minimum=1e-3, maximum=100.0),
+        "voltage_kv": reader.number("Acceleration voltage", 300.0, minimum=1.0, maximum=3000.0),
+        "spherical_aberration_mm": reader.number("Spherical aberration", 2.7, minimum=0.0, maximum=100.0),
+        "amplitude_contrast": reader.number("Amplitude contrast", 0.07, minimum=0.0, maximum=0.999),
+        "box_size": reader.integer("Size of amplitude spectrum to compute", 512, minimum=64, maximum=16384),
+        "min_resolution_angstrom": reader.number("Minimum resolution", 30.0, minimum=1e-3),
+        "max_resolution_angstrom": reader.number("Maximum resolution", 5.0, minimum=1e-3),
+        "min_defocus_angstrom": reader.number("Minimum defocus", 5000.0, minimum=-1e6, maximum=1e7),
+        "max_defocus_angstrom": reader.number("Maximum defocus", 50000.0, minimum=-1e6, maximum=1e7),
+        "defocus_step_angstrom": reader.number("Defocus search step", 100.0, minimum=1e-3),
+    }
+    values.update(_astigmatism(reader))
+    values.update(_phase_shift(reader))
+    if ctffind5:
+        _ctffind5_extras(reader)
+    values.update(_expert(reader, movie=movie, ctffind5=ctffind5))
+    return CtffindAnswers(input_path=path, input_is_movie=movie, frames_to_average=frames, diagnostic_path=diagnostic, **values)
