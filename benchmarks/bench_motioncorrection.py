@@ -4,7 +4,9 @@ Usage: python benchmarks/bench_motioncorrection.py [--sizes k3,1k] [--repeats N]
 
 Movies follow algorithms.md §9: low-pass noise specimen (15 % contrast) moved
 along a known 12.9 px trajectory, Poisson at 1 e/px/frame, uint8 LZW TIFF,
-with a gain reference (all ones plus 2 % noise). Both programs use 5x5
+with a gain reference (all ones plus 2 % noise). The EER movie (4096^2, 800
+detector frames at 0.0182 e/px/frame, 65001 coding, no gain) is rendered at 4K
+into 40 fractions of 20 frames by both programs. Both programs use 5x5
 patches and dose weighting; RELION runs with OMP_NUM_THREADS=1 and --j 2.
 Prints a markdown table (median of the repeats; peak RSS from ru_maxrss of the
 child process).
@@ -26,7 +28,9 @@ import time
 import numpy as np
 import scipy.fft
 
-SIZES = {"k3": (4092, 5760, 40), "1k": (1024, 1024, 40)}
+SIZES = {"k3": (4092, 5760, 40), "1k": (1024, 1024, 40), "eer": (4096, 4096, 800)}
+EER_FRAMES_PER_FRACTION = 20
+EER_DOSE_PER_FRAME = 0.0182  # e/px per detector frame (algorithms.md §8.2)
 
 
 def make_movie(path: str, gain_path: str, shape: tuple[int, int, int], seed: int = 0) -> np.ndarray:
@@ -56,6 +60,48 @@ def make_movie(path: str, gain_path: str, shape: tuple[int, int, int], seed: int
     return motion
 
 
+def make_eer(path: str, shape: tuple[int, int, int], seed: int = 0) -> None:
+    """EER movie: events drawn from the moved specimen density, one fraction's motion per 20 frames."""
+    from semc.base.io import write_eer
+
+    ny, nx, n = shape
+    rng = np.random.default_rng(seed)
+    fy = np.fft.fftfreq(ny).astype(np.float32)[:, None]
+    fx = np.fft.rfftfreq(nx).astype(np.float32)[None, :]
+    spec = scipy.fft.rfft2(rng.standard_normal((ny, nx), dtype=np.float32), workers=2)
+    spec *= np.exp(-(fx**2 + fy**2) / (2 * 0.06**2))
+    img = scipy.fft.irfft2(spec, s=(ny, nx), workers=2)
+    spec = scipy.fft.rfft2(1.0 + 0.15 * img / img.std(), workers=2)
+    n_fr = n // EER_FRAMES_PER_FRACTION
+    t = np.arange(n_fr)
+    motion = np.stack([6 * (1 - np.exp(-t / 4)) + 0.15 * t, -4 * (1 - np.exp(-t / 5)) + 0.10 * t], 1)
+
+    def frames():
+        for f in range(n_fr):
+            ramp = np.exp(-2j * np.pi * (fx * motion[f, 0] + fy * motion[f, 1])).astype(np.complex64)
+            density = np.clip(scipy.fft.irfft2(spec * ramp, s=(ny, nx), workers=2), 0, None).ravel()
+            cdf = np.cumsum(density, dtype=np.float64)
+            cdf /= cdf[-1]
+            for _ in range(EER_FRAMES_PER_FRACTION):
+                k = rng.poisson(EER_DOSE_PER_FRAME * ny * nx)
+                idx = np.unique(np.searchsorted(cdf, rng.random(k)))
+                y, x = np.divmod(idx, nx)
+                yield (x * 4 + rng.integers(0, 4, x.size), y * 4 + rng.integers(0, 4, y.size))
+
+    write_eer(path, frames(), sensor_shape=(ny, nx), pixel_size_angstrom=1.0)
+
+
+def _in_child(fn, *args) -> None:
+    """Run a generator in a forked child so this process stays small (peak RSS of later children)."""
+    import multiprocessing
+
+    proc = multiprocessing.get_context("fork").Process(target=fn, args=args)
+    proc.start()
+    proc.join()
+    if proc.exitcode != 0:
+        raise RuntimeError(f"{fn.__name__} failed with exit code {proc.exitcode}")
+
+
 def timed(cmd: list[str], env: dict[str, str] | None = None) -> tuple[float, int, str]:
     t0 = time.perf_counter()
     with tempfile.TemporaryFile("w+") as out:
@@ -70,25 +116,35 @@ def timed(cmd: list[str], env: dict[str, str] | None = None) -> tuple[float, int
     return wall, usage.ru_maxrss * 1024, text
 
 
-def ours(movie: str, gain: str, out: str) -> tuple[float, int, str]:
+def ours(movie: str, gain: str | None, out: str) -> tuple[float, int, str]:
     cmd = [sys.executable, "-c", "import sys; from semc.motioncorrection.cli import motioncor2_main; "
-           "sys.exit(motioncor2_main())", "-InTiff", movie, "-OutMrc", out, "-Gain", gain,
-           "-Patch", "5", "5", "-PixSize", "1.0", "-FmDose", "1.0", "-kV", "300"]
+           "sys.exit(motioncor2_main())", "-OutMrc", out, "-Patch", "5", "5", "-PixSize", "1.0", "-kV", "300"]
+    if movie.endswith(".eer"):
+        fmint = out + ".fmint.txt"
+        with open(fmint, "w") as fh:
+            fh.write(f"{SIZES['eer'][2]} {EER_FRAMES_PER_FRACTION} {EER_DOSE_PER_FRAME}\n")
+        cmd += ["-InEer", movie, "-FmIntFile", fmint, "-FmDose", str(EER_DOSE_PER_FRAME * EER_FRAMES_PER_FRACTION)]
+    else:
+        cmd += ["-InTiff", movie, "-Gain", gain, "-FmDose", "1.0"]
     return timed(cmd)
 
 
-def relion(movie: str, gain: str, outdir: str) -> tuple[float, int, str]:
+def relion(movie: str, gain: str | None, outdir: str) -> tuple[float, int, str]:
     env = dict(os.environ, OMP_NUM_THREADS="1")
+    dose = EER_DOSE_PER_FRAME * EER_FRAMES_PER_FRACTION if movie.endswith(".eer") else 1.0
     cmd = ["relion_run_motioncorr", "--i", movie, "--o", outdir + "/", "--use_own", "--j", "2",
-           "--angpix", "1.0", "--voltage", "300", "--dose_per_frame", "1.0", "--preexposure", "0",
-           "--dose_weighting", "--patch_x", "5", "--patch_y", "5", "--bfactor", "150",
-           "--bin_factor", "1", "--gainref", gain]
+           "--angpix", "1.0", "--voltage", "300", "--dose_per_frame", str(dose), "--preexposure", "0",
+           "--dose_weighting", "--patch_x", "5", "--patch_y", "5", "--bfactor", "150", "--bin_factor", "1"]
+    if movie.endswith(".eer"):
+        cmd += ["--eer_grouping", str(EER_FRAMES_PER_FRACTION), "--eer_upsampling", "1"]
+    else:
+        cmd += ["--gainref", gain]
     return timed(cmd, env)
 
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__)
-    ap.add_argument("--sizes", default="k3,1k")
+    ap.add_argument("--sizes", default="k3,eer,1k")
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--no-relion", action="store_true")
     opts = ap.parse_args()
@@ -97,9 +153,14 @@ def main() -> int:
     try:
         for name in opts.sizes.split(","):
             shape = SIZES[name]
-            movie, gain = os.path.join(work, f"{name}.tif"), os.path.join(work, f"{name}_gain.mrc")
-            make_movie(movie, gain, shape)
-            decoded_gb = shape[0] * shape[1] * shape[2] * 4 / 1e9
+            if name == "eer":
+                movie, gain = os.path.join(work, "eer.eer"), None
+                _in_child(make_eer, movie, shape)
+                decoded_gb = shape[0] * shape[1] * (shape[2] // EER_FRAMES_PER_FRACTION) * 4 / 1e9
+            else:
+                movie, gain = os.path.join(work, f"{name}.tif"), os.path.join(work, f"{name}_gain.mrc")
+                _in_child(make_movie, movie, gain, shape)
+                decoded_gb = shape[0] * shape[1] * shape[2] * 4 / 1e9
             res = {"ours": [], "relion": []}
             for r in range(opts.repeats):
                 res["ours"].append(ours(movie, gain, os.path.join(work, f"{name}_{r}.mrc")))
@@ -111,7 +172,8 @@ def main() -> int:
             rel_rss = max((m for _, m, _ in res["relion"]), default=0)
             rows.append((name, shape, o, rel, o / rel, o_rss / 1e9, rel_rss / 1e9, decoded_gb))
             for f in (movie, gain):
-                os.remove(f)
+                if f:
+                    os.remove(f)
     finally:
         shutil.rmtree(work, ignore_errors=True)
     import numba
@@ -120,7 +182,7 @@ def main() -> int:
     print(f"command: python benchmarks/bench_motioncorrection.py --sizes {opts.sizes} --repeats {opts.repeats}")
     print("settings: 5x5 patches, dose weighting, gain; RELION 3.1.3 --use_own --j 2, OMP_NUM_THREADS=1\n")
     print("| movie | frames (y x n) | ours, s (median) | RELION, s (median) | ratio | ours peak RSS, GB "
-          "| RELION peak RSS, GB | decoded movie (float32), GB |")
+          "| RELION peak RSS, GB | decoded movie (float32 frames/fractions), GB |")
     print("|---|---|---|---|---|---|---|---|")
     for name, shape, o, rel, ratio, orss, rrss, dec in rows:
         print(f"| {name} | {shape[0]}x{shape[1]}x{shape[2]} | {o:.1f} | {rel:.1f} | {ratio:.2f} | {orss:.2f} "

@@ -30,3 +30,25 @@ def warp_polynomial(image, cx, cy):
     px = np.clip(x + sx, 0, nx - 1)
     py = np.clip(y + sy, 0, ny - 1)
     return scipy.ndimage.map_coordinates(image.astype(np.float64), [py, px], order=1, mode="nearest")
+
+
+def correct_frame(raw, gain=None, dark=None):
+    v = raw.astype(np.float64)
+    if dark is not None:
+        v = v - dark
+    if gain is not None:
+        v = v * gain
+    return v
+
+
+def group_cross_spectra(spectra, ramp_y, ramp_x, group_of, n_groups, filt, phase_only):
+    aligned = spectra.astype(np.complex128) * ramp_y[:, :, None] * ramp_x[:, None, :]
+    total = aligned.sum(axis=0)
+    out = []
+    for g in range(n_groups):
+        gs = aligned[group_of == g].sum(axis=0)
+        p = gs * np.conj(total - gs)
+        if phase_only:
+            p = np.where(np.abs(p) > 1e-30, p / np.maximum(np.abs(p), 1e-300), 0)
+        out.append(p * filt)
+    return np.stack(out)

@@ -1,9 +1,13 @@
 """Temporal smoothing of a measured whole-frame trajectory.
 
-Each axis is fitted with a cubic smoothing spline whose stiffness is chosen by
-generalised cross-validation (``scipy.interpolate.make_smoothing_spline``):
-per-frame measurement noise is averaged out while a well-measured fast start
-keeps its shape. MotionCor3 likewise fits and smooths its trajectories.
+Each axis is fitted, as a function of sqrt(frame + 1/2), with a cubic smoothing
+spline whose stiffness is chosen by generalised cross-validation
+(``scipy.interpolate.make_smoothing_spline``). Beam-induced motion is fast in
+the first frames and slows down roughly like sqrt(t), so in that variable the
+trajectory is close to straight and the smoothing removes per-frame
+measurement noise without flattening the fast start (smoothing in t itself
+pulls the first frames towards the later ones). MotionCor3 likewise fits its
+trajectories in sqrt(t).
 """
 
 from __future__ import annotations
@@ -33,5 +37,5 @@ def smooth_trajectory(motion_px: NDArray[np.floating]) -> NDArray[np.float64]:
     n = m.shape[0]
     if n < MIN_FRAMES:
         return m.copy()
-    t = np.arange(n, dtype=np.float64)
+    t = np.sqrt(np.arange(n, dtype=np.float64) + 0.5)
     return np.stack([make_smoothing_spline(t, m[:, k])(t) for k in (0, 1)], axis=1)
