@@ -34,6 +34,7 @@ from semc.base.io.eer_codec import (
     eer_encode_frame,
 )
 from semc.base.io.reader import MovieReader
+from semc.base.io.tiff import tiff_pages_complete
 from semc.base.parallel import io_threads
 from semc.base.units import angstrom_from_metre, metre_from_angstrom
 
@@ -96,7 +97,7 @@ class EerMovie(MovieReader):
                 first = pages[0]
                 tags = {code: first.tags.valueof(code) for code in (65007, 65008, 65009)}
                 xml = first.tags.valueof(65001)
-                self._strips = self._strip_table(pages, n, size, first)
+                self._strips = self._strip_table(tif, n, size, first)
         except CorruptInput:
             raise
         except Exception as exc:  # noqa: BLE001 - tifffile raises many types for a bad file
@@ -109,12 +110,19 @@ class EerMovie(MovieReader):
         self.sensor_shape = (int(first.shape[0]), int(first.shape[1]))
         self.n_frames = n
         self.metadata = self._metadata(xml)
+        declared = self.metadata.get("numberOfFrames", "")
+        if declared.isdigit() and int(declared) > n:
+            raise CorruptInput(f"{n} of {declared} EER frames present (truncated file)", step="io",
+                               path=self.path, frame=n)
         px = self.metadata.get("sensorPixelSize.width")
         self.sensor_pixel_size_angstrom = angstrom_from_metre(float(px)) if px else None
 
-    def _strip_table(self, pages, n: int, size: int, first) -> NDArray[np.int64]:
+    def _strip_table(self, tif, n: int, size: int, first) -> NDArray[np.int64]:
+        pages = tif.pages
         if int(first.compression) not in _EER_COMPRESSIONS:
             raise CorruptInput(f"TIFF compression {int(first.compression)} is not EER", step="io", path=self.path)
+        if tiff_pages_complete(tif, size)[1] == n:
+            raise CorruptInput("EER page chain runs past the end of the file", step="io", path=self.path, frame=n)
         table = np.empty((n, 2), dtype=np.int64)
         for i in range(n):
             page = pages[i]

@@ -50,7 +50,11 @@ def movie_format(path: str | os.PathLike[str]) -> str:
 
 
 def open_movie(
-    path: str | os.PathLike[str], *, eer_upsampling: int = 1, permissive: bool = False
+    path: str | os.PathLike[str],
+    *,
+    eer_upsampling: int = 1,
+    permissive: bool = False,
+    eer_65000_max_run_has_subpixel: bool = True,
 ) -> MovieReader:
     """Open a movie for reading (use as a context manager, or call ``close()``).
 
@@ -61,7 +65,12 @@ def open_movie(
     eer_upsampling
         EER rendering: 1 (sensor grid, 4K), 2 (8K) or 4 (16K).
     permissive
-        MRC only: accept header problems with a warning instead of an error.
+        MRC: accept header problems with a warning instead of an error; EER: a frame
+        whose stream ends early is rendered with a warning instead of an error.
+    eer_65000_max_run_has_subpixel
+        65000 (8-bit) EER only: whether a run of 255 carries 4 sub-pixel bits, as
+        RELION reads it (default), or not, as imagecodecs reads it (infra.md §3).
+        The two agree on every stream without a run of 255.
 
     Raises
     ------
@@ -78,7 +87,8 @@ def open_movie(
         return TiffMovie(path, permissive=permissive)
     from semc.base.io.eer import EerMovie
 
-    return EerMovie(path, upsampling=eer_upsampling, permissive=permissive)
+    return EerMovie(path, upsampling=eer_upsampling, permissive=permissive,
+                    max_run_has_subpixel=eer_65000_max_run_has_subpixel)
 
 
 def read_image(path: str | os.PathLike[str]) -> tuple[NDArray, float | None]:

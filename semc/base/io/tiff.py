@@ -40,8 +40,30 @@ def _open_tiff(path: str) -> tifffile.TiffFile:
         raise CorruptInput(f"not a readable TIFF: {exc}", step="io", path=path) from None
 
 
+def _chain_cut(tif: tifffile.TiffFile, size_bytes: int) -> bool:
+    """Whether the last IFD found points to a next IFD that lies past the end of the file."""
+    last = tif.pages[len(tif.pages) - 1]
+    big = tif.is_bigtiff
+    count_bytes, entry_bytes, ptr_dtype = (8, 20, "<u8") if big else (2, 12, "<u4")
+    fh = tif.filehandle
+    fh.seek(last.offset)
+    raw = fh.read(count_bytes)
+    if len(raw) < count_bytes:
+        return True
+    n_entries = int(np.frombuffer(raw, dtype="<u8" if big else "<u2")[0])
+    fh.seek(last.offset + count_bytes + entry_bytes * n_entries)
+    ptr = fh.read(np.dtype(ptr_dtype).itemsize)
+    if len(ptr) < np.dtype(ptr_dtype).itemsize:
+        return True
+    nxt = int(np.frombuffer(ptr, dtype=ptr_dtype)[0])
+    return nxt != 0 and nxt >= size_bytes
+
+
 def tiff_pages_complete(tif: tifffile.TiffFile, size_bytes: int) -> tuple[int, int | None]:
     """Count pages and find the first page whose strips/tiles run past ``size_bytes``.
+
+    A chain of IFDs that points past the end of the file (the next page's IFD not
+    yet written) counts as a missing page ``n_pages``.
 
     Returns
     -------
@@ -50,6 +72,8 @@ def tiff_pages_complete(tif: tifffile.TiffFile, size_bytes: int) -> tuple[int, i
     """
     pages = tif.pages
     n = len(pages)
+    if n and tif.byteorder == "<" and _chain_cut(tif, size_bytes):
+        return n, n
     for i in range(n):
         page = pages[i]
         offsets, counts = page.dataoffsets, page.databytecounts
