@@ -44,13 +44,14 @@ def _chain_cut(tif: tifffile.TiffFile, size_bytes: int) -> bool:
     """Whether the last IFD found points to a next IFD that lies past the end of the file."""
     last = tif.pages[len(tif.pages) - 1]
     big = tif.is_bigtiff
-    count_bytes, entry_bytes, ptr_dtype = (8, 20, "<u8") if big else (2, 12, "<u4")
+    order = tif.byteorder
+    count_bytes, entry_bytes, ptr_dtype = (8, 20, order + "u8") if big else (2, 12, order + "u4")
     fh = tif.filehandle
     fh.seek(last.offset)
     raw = fh.read(count_bytes)
     if len(raw) < count_bytes:
         return True
-    n_entries = int(np.frombuffer(raw, dtype="<u8" if big else "<u2")[0])
+    n_entries = int(np.frombuffer(raw, dtype=order + ("u8" if big else "u2"))[0])
     fh.seek(last.offset + count_bytes + entry_bytes * n_entries)
     ptr = fh.read(np.dtype(ptr_dtype).itemsize)
     if len(ptr) < np.dtype(ptr_dtype).itemsize:
@@ -72,13 +73,13 @@ def tiff_pages_complete(tif: tifffile.TiffFile, size_bytes: int) -> tuple[int, i
     """
     pages = tif.pages
     n = len(pages)
-    if n and tif.byteorder == "<" and _chain_cut(tif, size_bytes):
-        return n, n
     for i in range(n):
         page = pages[i]
         offsets, counts = page.dataoffsets, page.databytecounts
         if not offsets or any(o + c > size_bytes for o, c in zip(offsets, counts)) or 0 in counts:
             return n, i
+    if n and _chain_cut(tif, size_bytes):
+        return n, n
     return n, None
 
 
