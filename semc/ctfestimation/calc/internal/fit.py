@@ -143,8 +143,13 @@ def fit_spectrum(filtered: np.ndarray, *, params: CtfSearchParameters, spectrum_
         return _refine(pixels, params=params, optics=optics, start=(mean, x, y, phase), free=(True, False, False, params.find_phase_shift))
     starts = _grid_search(pixels, params=params, optics=optics, mean=mean, phase=phase, g2_max=max_res**-2)
     free = (True, True, True, params.find_phase_shift)
-    medium = pixels.subset(_MEDIUM_PIXELS)
-    candidates = [_refine(medium, params=params, optics=optics, start=(*s, phase), free=free) for s in starts]
-    best = max(candidates, key=lambda c: c.score)
-    start = (best.mean_angstrom, best.x_angstrom, best.y_angstrom, best.phase_shift_radian)
-    return _refine(pixels, params=params, optics=optics, start=start, free=free)
+    for size, keep in ((_COARSE_PIXELS, 2), (_MEDIUM_PIXELS, 1)):
+        subset = pixels.subset(size)
+        refined = [_refine(subset, params=params, optics=optics, start=(*s[:3], s[3] if len(s) > 3 else phase), free=free)
+                   for s in starts]
+        refined.sort(key=lambda c: c.score, reverse=True)
+        starts = [(c.mean_angstrom, c.x_angstrom, c.y_angstrom, c.phase_shift_radian) for c in refined[:keep]]
+    best = _refine(pixels, params=params, optics=optics, start=starts[0], free=free)
+    # one restart: Nelder-Mead can stop early on the shallow astigmatism valley
+    again = _refine(pixels, params=params, optics=optics, start=(best.mean_angstrom, best.x_angstrom, best.y_angstrom, best.phase_shift_radian), free=free)
+    return again if again.score >= best.score else best

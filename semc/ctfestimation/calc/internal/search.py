@@ -12,17 +12,17 @@ from __future__ import annotations
 
 import logging
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import scipy.optimize
 
+from semc.ctfestimation.calc.internal._kernels import _score_kernel
 from semc.ctfestimation.calc.internal.model import CtfOptics, amplitude_contrast_phase_radian
 
 __all__ = ["FitPixels", "fit_pixels_select", "score_batch", "radial_profile", "search_defocus_1d", "fit_spectrum"]
 
 logger = logging.getLogger(__name__)
-_CHUNK_ELEMENTS = 2_000_000
 
 
 @dataclass(frozen=True, slots=True, eq=False)
@@ -46,6 +46,21 @@ class FitPixels:
     sin2: np.ndarray
     data: np.ndarray
     data_norm: float
+    g2c: np.ndarray = field(init=False)
+    g2s: np.ndarray = field(init=False)
+
+    def __post_init__(self) -> None:
+        for name in ("g2", "cos2", "sin2", "data"):
+            object.__setattr__(self, name, np.ascontiguousarray(getattr(self, name), dtype=np.float64))
+        shapes = {getattr(self, name).shape for name in ("g2", "cos2", "sin2", "data")}
+        if len(shapes) != 1 or len(next(iter(shapes))) != 1:
+            raise ValueError(f"fit pixel arrays must be 1D of one length, got shapes {shapes}")
+        object.__setattr__(self, "g2c", self.g2 * self.cos2)
+        object.__setattr__(self, "g2s", self.g2 * self.sin2)
+
+    def base(self, optics: CtfOptics) -> np.ndarray:
+        """Candidate-independent phase: -pi/2 Cs lambda^3 g^4 + amplitude-contrast phase (rad)."""
+        return -optics.cs_coefficient * self.g2**2 + amplitude_contrast_phase_radian(optics.amplitude_contrast)
 
     def subset(self, max_pixels: int) -> "FitPixels":
         """Every k-th pixel so that at most ``max_pixels`` remain (for coarse grids)."""
@@ -103,20 +118,11 @@ def score_batch(
     )
     n = pixels.g2.size
     a = optics.defocus_coefficient
-    base = -optics.cs_coefficient * pixels.g2**2 + amplitude_contrast_phase_radian(optics.amplitude_contrast)
-    g2c, g2s = pixels.g2 * pixels.cos2, pixels.g2 * pixels.sin2
-    out = np.empty(mean.size)
-    chunk = max(1, _CHUNK_ELEMENTS // max(n, 1))
-    for start in range(0, mean.size, chunk):
-        sl = slice(start, start + chunk)
-        chi = (a * mean[sl, None]) * pixels.g2 + (a * x[sl, None]) * g2c + (a * y[sl, None]) * g2s
-        chi += base + phase[sl, None]
-        model = np.abs(np.sin(chi, out=chi), out=chi)
-        total = model.sum(axis=1)
-        variance = np.einsum("ij,ij->i", model, model) - total**2 / n
-        covariance = model @ pixels.data
-        out[sl] = np.where(variance > 1e-12, covariance / (pixels.data_norm * np.sqrt(np.maximum(variance, 1e-300))), 0.0)
-    return out
+    coefficients = np.ascontiguousarray(np.stack([a * mean, a * x, a * y, phase], axis=1).reshape(-1, 4))
+    sums = _score_kernel(pixels.g2, pixels.g2c, pixels.g2s, pixels.base(optics), pixels.data, coefficients)
+    variance = sums[:, 1] - sums[:, 0] ** 2 / max(n, 1)
+    ok = (variance > 1e-12) & (pixels.data_norm > 0)
+    return np.where(ok, sums[:, 2] / (pixels.data_norm * np.sqrt(np.where(ok, variance, 1.0))), 0.0)
 
 
 def radial_profile(filtered: np.ndarray, *, pixel_size_angstrom: float) -> tuple[np.ndarray, np.ndarray]:

@@ -1,0 +1,32 @@
+"""Slow numpy twins of the engine's numba kernels and fast paths (test reference)."""
+
+from __future__ import annotations
+
+import numpy as np
+
+
+def score_sums_naive(g2, g2c, g2s, base, data, coefficients):
+    """(m, 3): sums of |sin chi|, |sin chi|^2, |sin chi|*data, one candidate at a time."""
+    out = np.zeros((len(coefficients), 3))
+    for j, (cm, cx, cy, phase) in enumerate(coefficients):
+        model = np.abs(np.sin(cm * g2 + cx * g2c + cy * g2s + base + phase))
+        out[j] = model.sum(), (model**2).sum(), (model * data).sum()
+    return out
+
+
+def centred_block_binning_naive(image: np.ndarray, *, box: int, k: int) -> np.ndarray:
+    """Full-plane |FFT| of ``image``, fftshifted, then k x k blocks centred on multiples of k
+    (odd k: k samples; even k: k + 1 samples with half weights at the ends), pixel by pixel."""
+    n = image.shape[0]
+    full = np.fft.fftshift(np.abs(np.fft.fft2(image)))
+    weights = np.ones(k) / k if k % 2 else np.r_[0.5, np.ones(k - 1), 0.5] / k
+    half = (len(weights) - 1) // 2
+    c = n // 2
+    out = np.zeros((box, box))
+    for r in range(box):
+        for q in range(box):
+            cy, cx = c + (r - box // 2) * k, c + (q - box // 2) * k
+            for a, wa in zip(range(-half, half + 1), weights):
+                for b, wb in zip(range(-half, half + 1), weights):
+                    out[r, q] += wa * wb * full[(cy + a) % n, (cx + b) % n]
+    return out
