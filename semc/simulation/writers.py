@@ -28,7 +28,8 @@ from semc.simulation.types import MovieSpec
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["ExposureFiles", "movie_write", "camera_references_write", "defects_text", "FORMATS"]
+__all__ = ["ExposureFiles", "movie_write", "camera_references_write", "defects_text", "mrc_write_reproducible",
+           "FORMATS"]
 
 #: format name -> movie suffix (Leginon rawtransfer names)
 FORMATS = {"mrc": ".frames.mrc", "tiff": ".frames.tif", "eer": ".frames.eer"}
@@ -54,7 +55,7 @@ def defects_text(state: DetectorState, shape: tuple[int, int]) -> str:
     return "".join(line + "\n" for line in lines)
 
 
-def _mrc_write(path: Path, data, *, pixel_size_angstrom: float, label: str) -> None:
+def mrc_write_reproducible(path: Path, data, *, pixel_size_angstrom: float, label: str) -> None:
     """write_mrc, then replace mrcfile's time-stamped label so the same seed gives the same bytes."""
     write_mrc(path, data, pixel_size_angstrom=pixel_size_angstrom)
     with mrcfile.open(path, mode="r+") as mrc:
@@ -67,12 +68,12 @@ def camera_references_write(
     pixel_size_angstrom: float,
 ) -> None:
     """Write the gain reference (float32 MRC), the defect text and the defect map (MRC)."""
-    _mrc_write(gain_path, state.gain_reference, pixel_size_angstrom=pixel_size_angstrom,
+    mrc_write_reproducible(gain_path, state.gain_reference, pixel_size_angstrom=pixel_size_angstrom,
                label="semc.simulation gain reference (multiplicative)")
     tmp = defects_path.with_name(defects_path.name + ".tmp")
     tmp.write_text(defects_text(state, shape))
     tmp.replace(defects_path)
-    _mrc_write(defect_map_path, defect_mask(state, shape).astype(np.int8), pixel_size_angstrom=pixel_size_angstrom,
+    mrc_write_reproducible(defect_map_path, defect_mask(state, shape).astype(np.int8), pixel_size_angstrom=pixel_size_angstrom,
                label="semc.simulation defect map (1 = bad)")
 
 
@@ -178,9 +179,9 @@ def movie_write(
             write_tiff_movie(files.movie, clipped, compression="lzw", pixel_size_angstrom=pix)
             extra = {"tiff_values_clipped_at_255": clipped.clipped}
         else:
-            _mrc_write(files.movie, np.stack(list(frames)), pixel_size_angstrom=pix,
+            mrc_write_reproducible(files.movie, np.stack(list(frames)), pixel_size_angstrom=pix,
                        label=f"semc.simulation movie seed={seed}")
-    _mrc_write(files.clean_sum, clean, pixel_size_angstrom=pix, label=f"semc.simulation clean reference sum seed={seed}")
+    mrc_write_reproducible(files.clean_sum, clean, pixel_size_angstrom=pix, label=f"semc.simulation clean reference sum seed={seed}")
     if not shared_references:
         camera_references_write(truth.detector, spec.shape, gain_path=files.gain, defects_path=files.defects_text,
                                 defect_map_path=files.defects_map, pixel_size_angstrom=pix)
