@@ -28,6 +28,13 @@ __all__ = ["fourier_crop", "fourier_pad", "fourier_bin", "fourier_resize"]
 logger = logging.getLogger(__name__)
 
 
+def _yx(image: NDArray) -> tuple[int, int]:
+    shape = np.shape(image)
+    if len(shape) < 2:
+        raise InvalidParameters(f"need an array with >= 2 dimensions, got shape {shape}", step="io")
+    return int(shape[-2]), int(shape[-1])
+
+
 def _rows(n_old: int, n_new: int) -> tuple[slice, slice, slice, slice]:
     """Slices (destination, source) for the non-negative and the negative frequencies along y."""
     m = min(n_old, n_new)
@@ -80,7 +87,7 @@ def fourier_resize(image: NDArray, new_shape: tuple[int, int]) -> NDArray[np.flo
 
 def fourier_crop(image: NDArray, new_shape: tuple[int, int]) -> NDArray[np.float32]:
     """Fourier-crop (down-sample) the last two axes to ``new_shape`` (each <= the old size)."""
-    ny, nx = np.shape(image)[-2:]
+    ny, nx = _yx(image)
     if new_shape[0] > ny or new_shape[1] > nx:
         raise InvalidParameters(f"crop {tuple(new_shape)} is larger than {(ny, nx)}", step="io")
     return fourier_resize(image, new_shape)
@@ -88,7 +95,7 @@ def fourier_crop(image: NDArray, new_shape: tuple[int, int]) -> NDArray[np.float
 
 def fourier_pad(image: NDArray, new_shape: tuple[int, int]) -> NDArray[np.float32]:
     """Fourier-pad (up-sample) the last two axes to ``new_shape`` (each >= the old size)."""
-    ny, nx = np.shape(image)[-2:]
+    ny, nx = _yx(image)
     if new_shape[0] < ny or new_shape[1] < nx:
         raise InvalidParameters(f"pad {tuple(new_shape)} is smaller than {(ny, nx)}", step="io")
     return fourier_resize(image, new_shape)
@@ -101,7 +108,7 @@ def fourier_bin(image: NDArray, factor: float) -> NDArray[np.float32]:
     """
     if not factor >= 1:
         raise InvalidParameters(f"binning factor must be >= 1, got {factor}", step="io")
-    ny, nx = np.shape(image)[-2:]
+    ny, nx = _yx(image)
     if factor == 1:
         return np.asarray(image, dtype=np.float32).copy()
     new = tuple(max(2, int(round(n / factor / 2.0)) * 2) for n in (ny, nx))

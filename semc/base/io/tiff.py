@@ -41,7 +41,11 @@ def _open_tiff(path: str) -> tifffile.TiffFile:
 
 
 def _chain_cut(tif: tifffile.TiffFile, size_bytes: int) -> bool:
-    """Whether the last IFD found points to a next IFD that lies past the end of the file."""
+    """Whether the last IFD tifffile could parse still points to a next one (absent or cut short).
+
+    A complete file ends its IFD chain with a 0 pointer; tifffile stops (and logs) at
+    an IFD that lies past the end of the file or is only partly written.
+    """
     last = tif.pages[len(tif.pages) - 1]
     big = tif.is_bigtiff
     order = tif.byteorder
@@ -57,7 +61,7 @@ def _chain_cut(tif: tifffile.TiffFile, size_bytes: int) -> bool:
     if len(ptr) < np.dtype(ptr_dtype).itemsize:
         return True
     nxt = int(np.frombuffer(ptr, dtype=ptr_dtype)[0])
-    return nxt != 0 and nxt >= size_bytes
+    return nxt != 0
 
 
 def tiff_pages_complete(tif: tifffile.TiffFile, size_bytes: int) -> tuple[int, int | None]:
