@@ -89,3 +89,16 @@ def test_ctffind_engine_on_semc_ctffind_finds_the_known_ctf_and_maps_it_the_clas
     assert values.defocus2 == pytest.approx(max(row.defocus1_angstrom, row.defocus2_angstrom) * 1e-10)
     # Appion's angle is the axis of its defocus1 (the smaller): the true azimuth + 90 here (d1 > d2 truth)
     assert abs((values.angle_astigmatism - TRUTH["azimuth_deg"] - 90 + 90) % 180 - 90) < 10.0
+
+    # the built-in engine (Python API) on the same micrograph with the same answers gives the same numbers
+    from semc.ctfestimation.api import estimate_ctf
+    from semc.ctfestimation.types import CtfSearchParameters
+
+    builtin = estimate_ctf(tmp_path / "mic_1001.mrc", params=CtfSearchParameters(
+        pixel_size_angstrom=PIXEL, voltage_kv=KV, spherical_aberration_mm=CS, amplitude_contrast=AC, box_size=512,
+        min_resolution_angstrom=30.0, max_resolution_angstrom=5.0, min_defocus_angstrom=5000.0,
+        max_defocus_angstrom=30000.0, defocus_step_angstrom=500.0, astigmatism_restraint_angstrom=2000.0))
+    assert (row.defocus1_angstrom, row.defocus2_angstrom) == pytest.approx(
+        (builtin.defocus_1_angstrom, builtin.defocus_2_angstrom), abs=0.01)
+    assert row.azimuth_deg == pytest.approx(builtin.astigmatism_azimuth_degree, abs=0.01)
+    assert row.cross_correlation == pytest.approx(builtin.cross_correlation, abs=1e-5)
