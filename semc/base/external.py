@@ -278,8 +278,12 @@ def run(
     if not timeout_s > 0:
         raise InvalidParameters(f"timeout_s must be > 0, got {timeout_s}", step=step, exposure_id=exposure_id)
     t0 = time.monotonic()
-    proc = subprocess.Popen([executable, *ctx.argv[1:]], cwd=cwd, env=_environment(env), stdin=subprocess.DEVNULL,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True)
+    try:
+        proc = subprocess.Popen([executable, *ctx.argv[1:]], cwd=cwd, env=_environment(env),
+                                stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                start_new_session=True)
+    except OSError as exc:
+        raise ctx.fail(ExternalProgramFailed, f"{ctx.program} could not be started in {cwd}: {exc}") from exc
     timed_out = False
     try:
         out, err = proc.communicate(timeout=timeout_s)
@@ -393,6 +397,8 @@ def run_interactive(
 
     ctx, executable = _prepare(argv, log_path=log_path, env=env, exposure_id=exposure_id, step=step,
                                program=program, version=version)
+    if not os.path.isdir(cwd):
+        raise ctx.fail(ExternalProgramFailed, f"{ctx.program} could not be started: no directory {cwd}")
     t0 = time.monotonic()
     deadline = t0 + timeout_s
     with open(log_path, "w", encoding="utf-8") as fh:

@@ -239,3 +239,16 @@ def test_an_interactive_program_hanging_after_its_answers_is_killed_with_its_gro
     while pid_alive(child_pid) and time.monotonic() < deadline:
         time.sleep(0.05)
     assert not pid_alive(child_pid), "the grandchild survived the timeout"
+
+
+def test_a_program_that_cannot_start_is_an_external_failure_not_an_oserror(tmp_path):
+    prog = tmp_path / "no_shebang"
+    prog.write_text("this is not a program\n")
+    prog.chmod(0o755)
+    with pytest.raises(ExternalProgramFailed, match="could not be started"):
+        run([str(prog)], cwd=tmp_path, timeout_s=5, log_path=tmp_path / "n.log", exposure_id=1)
+    with pytest.raises(ExternalProgramFailed, match="could not be started"):
+        run([sys.executable, "-c", "pass"], cwd=tmp_path / "absent", timeout_s=5, log_path=tmp_path / "a.log")
+    with pytest.raises(ExternalProgramFailed, match="could not be started"):
+        run_interactive([sys.executable, "-c", "pass"], answers=TABLE, cwd=tmp_path / "absent", timeout_s=5,
+                        log_path=tmp_path / "b.log")
