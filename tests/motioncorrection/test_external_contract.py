@@ -19,8 +19,10 @@ from semc.base.engines import engine_resolve, version_cache_clear
 from semc.base.external import run
 from semc.motioncorrection.calc.external import (
     MotionCor2Params,
+    fmintfile_text,
     motioncor2_command,
     motioncor_log_parse,
+    rendered_frame_count,
 )
 
 from .conftest import make_movie
@@ -95,3 +97,19 @@ def test_a_missing_movie_is_an_external_failure_with_the_raw_output_kept(engine,
             step="motioncorrection", program="motioncor2", version=engine.version)
     assert info.value.exposure_id == 77 and info.value.version == engine.version
     assert (tmp_path / "o.log").exists() and "absent.tif" in (tmp_path / "o.log").read_text()
+
+
+def test_our_fmintfile_with_the_classic_quirk_renders_the_frames_motioncor2_renders(engine, movie, tmp_path):
+    # production: 1539 raw EER frames, size 100 -> MotionCor2 reports 16 rendered frames (compat §5.5);
+    # here 12 raw frames, size 5 -> lines "2 2 d" and "12 5 d" -> 2 + 5 + 5 = 3 rendered frames
+    movie_path, _ = movie
+    (tmp_path / "intfile.txt").write_text(fmintfile_text(n_raw_frames=12, rendered_frame_size=5,
+                                                         dose_per_raw_frame_e_per_a2=0.4))
+    params = MotionCor2Params(input_path=str(movie_path), output_path=str(tmp_path / "r_c.mrc"),
+                              fmintfile_path=str(tmp_path / "intfile.txt"), dose_per_frame_e_per_a2=2.0,
+                              pixel_size_angstrom=1.0, voltage_kv=300.0)
+    done = run(motioncor2_command(params, executable=engine.executable), cwd=tmp_path, timeout_s=300,
+               log_path=tmp_path / "r.log", exposure_id=1002, program="motioncor2", version=engine.version)
+    log = motioncor_log_parse(done.stdout, version=engine.detected, path=done.log_path, exposure_id=1002)
+    assert len(log.shifts_px) == rendered_frame_count(12, 5) == 3
+
