@@ -77,17 +77,26 @@ def camera_references_write(
                label="semc.simulation defect map (1 = bad)")
 
 
-class _ClippedUint8:
-    """Frames as uint8 (TIFF cameras write 8-bit counts), counting values clipped at 255."""
+class _Tap:
+    """Pass frames through, summing them (the integrated image) and optionally clipping to uint8."""
 
-    def __init__(self, frames):
-        self.frames, self.clipped = frames, 0
+    def __init__(self, frames, shape: tuple[int, int], *, to_uint8: bool = False, events: bool = False):
+        self.frames, self.to_uint8, self.events = frames, to_uint8, events
+        self.clipped = 0
+        self.total = np.zeros(shape[0] * shape[1] if events else shape, dtype=np.float64)
+        self.nx = shape[1]
 
     def __iter__(self):
         for f in self.frames:
-            over = f > 255
-            self.clipped += int(over.sum())
-            yield np.minimum(f, 255).astype(np.uint8)
+            if self.events:  # (x, y) on the 16K grid
+                x, y = f
+                self.total += np.bincount((y >> 2) * self.nx + (x >> 2), minlength=self.total.size)
+            else:
+                self.total += f
+                if self.to_uint8:
+                    self.clipped += int((f > 255).sum())
+                    f = np.minimum(f, 255).astype(np.uint8)
+            yield f
 
 
 class _FrameList(list):
@@ -130,6 +139,7 @@ def movie_write(
     camera_seed: int | None = None,
     shared_references: dict[str, Path] | None = None,
     eer_raw_frames_per_fraction: int = 20,
+    image_sum_path: str | Path | None = None,
 ) -> ExposureFiles:
     """Simulate one movie and write it with its truth, clean sum and camera references.
 
@@ -146,6 +156,9 @@ def movie_write(
     shared_references
         Existing ``gain`` / ``defects_text`` / ``defects_map`` paths (a session's
         camera); these files are then not written again.
+    image_sum_path
+        Where to write the integrated, gain-corrected image (float32 MRC), as
+        Leginon saves beside the movie; not written when None.
 
     Returns
     -------
@@ -167,20 +180,27 @@ def movie_write(
         ev = eer_events_simulate(spec, seed, raw_frames_per_fraction=eer_raw_frames_per_fraction,
                                  models=models, camera_seed=camera_seed)
         truth, clean = ev.truth, ev.clean_sum
-        write_eer(files.movie, _FrameList(spec.n_frames, ev.frames), sensor_shape=spec.shape,
+        tap = _Tap(ev.frames, spec.shape, events=True)
+        write_eer(files.movie, _FrameList(spec.n_frames, tap), sensor_shape=spec.shape,
                   pixel_size_angstrom=pix, metadata={"totalDose": f"{spec.n_frames * spec.dose_per_frame_e_per_a2:.4f}"})
         extra = {"eer_raw_frames_per_fraction": eer_raw_frames_per_fraction,
                  "eer_coincidence_lost_events": ev.lost_events[0],
                  "eer_subpixel": "2+2 bits, uniform inside the sensor pixel; positions on the 16K grid"}
     else:
         truth, clean, frames = movie_stream(spec, seed, models=models, camera_seed=camera_seed)
+        tap = _Tap(frames, spec.shape, to_uint8=fmt == "tiff")
         if fmt == "tiff":
-            clipped = _ClippedUint8(frames)
-            write_tiff_movie(files.movie, clipped, compression="lzw", pixel_size_angstrom=pix)
-            extra = {"tiff_values_clipped_at_255": clipped.clipped}
+            write_tiff_movie(files.movie, tap, compression="lzw", pixel_size_angstrom=pix)
+            extra = {"tiff_values_clipped_at_255": tap.clipped}
         else:
-            mrc_write_reproducible(files.movie, np.stack(list(frames)), pixel_size_angstrom=pix,
-                       label=f"semc.simulation movie seed={seed}")
+            mrc_write_reproducible(files.movie, np.stack(list(tap)), pixel_size_angstrom=pix,
+                                   label=f"semc.simulation movie seed={seed}")
+    if image_sum_path is not None:
+        image = (tap.total.reshape(spec.shape) * truth.detector.gain_reference).astype(np.float32)
+        Path(image_sum_path).parent.mkdir(parents=True, exist_ok=True)
+        mrc_write_reproducible(Path(image_sum_path), image, pixel_size_angstrom=pix,
+                               label=f"semc.simulation integrated image seed={seed}")
+        extra["integrated_image"] = os.path.relpath(image_sum_path, files.truth.parent)
     mrc_write_reproducible(files.clean_sum, clean, pixel_size_angstrom=pix, label=f"semc.simulation clean reference sum seed={seed}")
     if not shared_references:
         camera_references_write(truth.detector, spec.shape, gain_path=files.gain, defects_path=files.defects_text,

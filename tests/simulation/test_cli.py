@@ -1,0 +1,50 @@
+"""``semc simulate`` command line: movie, tiltseries and session subcommands."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from semc.simulation.cli import build_parser, main, movie_spec_from_args
+
+
+def test_movie_flags_reach_the_specification():
+    args = build_parser().parse_args(["movie", "--out", "x", "--defocus", "2.0", "--astigmatism", "400",
+                                      "--azimuth", "20", "--frames", "12", "--shape", "64", "96", "--no-blur"])
+    spec = movie_spec_from_args(args)
+    assert spec.optics.defocus1_angstrom == 20200 and spec.optics.defocus2_angstrom == 19800
+    assert spec.optics.astigmatism_azimuth_degree == 20 and spec.n_frames == 12 and spec.shape == (64, 96)
+    assert spec.motion.intra_frame_blur is False
+
+
+def test_movie_subcommand_writes_the_movie_and_its_truth(tmp_path, capsys):
+    rc = main(["movie", "--out", str(tmp_path), "--name", "m1", "--format", "mrc", "--shape", "64", "64",
+               "--frames", "3", "--particles", "2", "--seed", "4"])
+    assert rc == 0
+    truth = json.loads((tmp_path / "m1.truth.json").read_text())
+    assert truth["seed"] == 4 and truth["paths"]["movie"] == "m1.frames.mrc"
+    assert "m1.frames.mrc" in capsys.readouterr().out
+
+
+def test_tiltseries_subcommand_runs_a_yaml_configuration(tmp_path):
+    cfg = tmp_path / "sim.yaml"
+    cfg.write_text("root: out\nshape: [48, 48]\npixel_size_angstrom: 6\ntilt_step_degree: 60\n"
+                   "frames_per_tilt: 2\nassembler_options: {n_particles: 1, models: [small], margin_angstrom: 10}\n")
+    assert main(["tiltseries", "--config", str(cfg)]) == 0
+    assert (tmp_path / "out" / "ts_0" / "ts_0.rawtlt").read_text().split() == ["-60.00", "0.00", "60.00"]
+
+
+def test_session_subcommand_writes_files_only_or_refuses_without_the_rows_writer(tmp_path, capsys):
+    args = ["session", "--name", "s", "--root", str(tmp_path), "--exposures", "2", "--camera", "small",
+            "--particles", "2"]
+    assert main(args) == 2
+    assert "--files-only" in capsys.readouterr().err
+    assert not (tmp_path / "frames").exists()
+    assert main(args + ["--files-only"]) == 0
+    assert (tmp_path / "frames" / "s" / "rawdata" / "s_00002enn.frames.mrc").exists()
+
+
+def test_unknown_camera_is_a_usage_error():
+    with pytest.raises(SystemExit):
+        build_parser().parse_args(["session", "--name", "s", "--root", "r", "--camera", "k2"])
