@@ -175,3 +175,19 @@ def test_drift_statistics_match_a_plain_python_count(window):
 def test_drift_statistics_refuse_a_single_position():
     with pytest.raises(InvalidParameters):
         align_stats_from_positions([(0.0, 0.0)], aligned_pixel_size_angstrom=1.0)
+
+
+def test_classic_records_from_the_real_1_5_0_log_follow_the_printed_shifts():
+    from semc.motioncorrection.calc.external import classic_records_from_log
+
+    expected = json.loads((DATA / "1.5.0" / "motioncor2_1.5.0_log.expected.json").read_text())["shifts_px"]
+    log = motioncor_log_parse((DATA / "1.5.0" / "motioncor2_1.5.0_log.txt").read_text(), version=V150)
+    records = classic_records_from_log(log, ft_bin=2.0, throw_frames=0, aligned_pixel_size_angstrom=1.46)
+    mid = expected[len(expected) // 2]  # frame 9 of 16, printed as (0, 0) by MotionCor2 1.5.0
+    assert mid == [0.0, 0.0]
+    assert records.positions_px == pytest.approx([(-x / 2, -y / 2) for x, y in expected])
+    assert records.trajectory.number_of_positions == 16 and records.trajectory.reference_index == 8
+    first_drift = math.dist(records.positions_px[0], records.positions_px[1])
+    assert first_drift == pytest.approx(math.hypot(2.46 - 1.67, 8.51 - 5.80) / 2)
+    assert records.stats.top_shift_indices[0] == 0 and records.stats.top_shift_values[0] == pytest.approx(first_drift)
+    assert records.motioncorr_log.count("......Add Frame #") == 16

@@ -29,10 +29,12 @@ from dataclasses import dataclass
 from semc.base.errors import InvalidParameters
 from semc.motioncorrection.calc.external_log import (
     AlignStats,
+    ClassicMotionRecords,
     FrameTrajectory,
     MotionCorLog,
     MotionCorVersion,
     align_stats_from_positions,
+    classic_records_from_log,
     frame_trajectory_from_positions,
     motioncor_log_parse,
     motioncor_version_parse,
@@ -65,6 +67,8 @@ __all__ = [
     "motioncorr_log_positions",
     "frame_trajectory_from_positions",
     "align_stats_from_positions",
+    "ClassicMotionRecords",
+    "classic_records_from_log",
 ]
 
 _STEP = "motioncorrection"

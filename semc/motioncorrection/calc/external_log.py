@@ -45,6 +45,8 @@ __all__ = [
     "motioncorr_log_positions",
     "frame_trajectory_from_positions",
     "align_stats_from_positions",
+    "ClassicMotionRecords",
+    "classic_records_from_log",
 ]
 
 _STEP = "motioncorrection"
@@ -325,3 +327,37 @@ def align_stats_from_positions(positions_px, *, aligned_pixel_size_angstrom: flo
     order = sorted(range(drift.size), key=lambda i: (-drift[i], i))[:3]
     return AlignStats(float(aligned_pixel_size_angstrom), tuple(float(drift[i]) for i in order),
                       tuple(order), float(np.median(drift)))
+
+
+@dataclass(frozen=True, slots=True)
+class ClassicMotionRecords:
+    """Everything classic Appion derives from one MotionCor log (compat §5.4).
+
+    Attributes
+    ----------
+    positions_px
+        (x, y) per rendered frame, motioncorr convention, pixels of the aligned image.
+    motioncorr_log
+        Text of ``<name>_st_Log.txt``.
+    trajectory, stats
+        ApDDFrameTrajectoryData and ApDDAlignStatsData values.
+    """
+
+    positions_px: tuple[tuple[float, float], ...]
+    motioncorr_log: str
+    trajectory: FrameTrajectory
+    stats: AlignStats
+
+
+def classic_records_from_log(log: MotionCorLog, *, ft_bin: float, throw_frames: int,
+                             aligned_pixel_size_angstrom: float, running_window: int = 1) -> ClassicMotionRecords:
+    """Positions, motioncorr-format log, trajectory row and drift statistics from a parsed log."""
+    positions = motioncorr_positions_from_shifts(log.shifts_px, ft_bin=ft_bin)
+    return ClassicMotionRecords(
+        positions_px=tuple((float(x), float(y)) for x, y in positions),
+        motioncorr_log=motioncorr_log_text(positions, throw_frames=throw_frames),
+        trajectory=frame_trajectory_from_positions(positions),
+        stats=align_stats_from_positions(positions, aligned_pixel_size_angstrom=aligned_pixel_size_angstrom,
+                                         running_window=running_window),
+    )
+
