@@ -121,46 +121,58 @@ def coding_for_compression(
 @numba.njit(nogil=True, cache=True)
 def _decode_kernel(src, nbytes, out, sensor_w, n_pixels, skip_bits, horz_bits, vert_bits,
                    max_run_sub, level):  # pragma: no cover - compiled
-    # src: uint8 with STRIP_PAD_BYTES of zeros after nbytes; out: 2-D (sensor_h<<level, sensor_w<<level)
-    skip_mask = (1 << skip_bits) - 1
-    horz_mask = (1 << horz_bits) - 1
-    vert_mask = (1 << vert_bits) - 1
+    # src: uint8 with STRIP_PAD_BYTES zeros after nbytes; out: flat (sensor_h << level) * (sensor_w << level)
+    skip_mask = np.uint64((1 << skip_bits) - 1)
+    horz_mask = np.uint64((1 << horz_bits) - 1)
+    vert_mask = np.uint64((1 << vert_bits) - 1)
     code_bits = skip_bits + horz_bits + vert_bits
+    max_run_bits = code_bits if max_run_sub else skip_bits
     max_bits = nbytes * 8 - code_bits
     hshift = horz_bits - level
     vshift = vert_bits - level
-    bit = 0
+    out_w = sensor_w << level
+    # bit reservoir: `acc` holds `nacc` unread bits, LSB first; `pos` is the next byte to load
+    acc = np.uint64(0)
+    nacc = 0
+    pos = 0
     pixel = 0
     events = 0
-    while bit < max_bits:
-        b = bit >> 3
-        word = (np.uint32(src[b]) | (np.uint32(src[b + 1]) << 8) | (np.uint32(src[b + 2]) << 16)
-                | (np.uint32(src[b + 3]) << 24)) >> (bit & 7)
-        skip = word & skip_mask
-        pixel += skip
+    while pos * 8 - nacc < max_bits:
+        if nacc < 32:
+            word = (np.uint64(src[pos]) | (np.uint64(src[pos + 1]) << np.uint64(8))
+                    | (np.uint64(src[pos + 2]) << np.uint64(16)) | (np.uint64(src[pos + 3]) << np.uint64(24)))
+            acc |= word << np.uint64(nacc)
+            nacc += 32
+            pos += 4
+        skip = acc & skip_mask
+        pixel += np.int64(skip)
         if pixel == n_pixels:
             return events, DECODE_COMPLETE
         if pixel > n_pixels:
             return events, DECODE_OVERRUN
         if skip == skip_mask:
-            bit += code_bits if max_run_sub else skip_bits
+            acc >>= np.uint64(max_run_bits)
+            nacc -= max_run_bits
             continue
-        y = pixel // sensor_w
-        x = pixel - y * sensor_w
-        if level > 0:
-            h = (((word >> skip_bits) & horz_mask) ^ horz_bits) >> hshift
-            v = (((word >> (skip_bits + horz_bits)) & vert_mask) ^ vert_bits) >> vshift
-            x = (x << level) + h
-            y = (y << level) + v
-        out[y, x] += 1
+        if level == 0:
+            out[pixel] += 1
+        else:
+            h = np.int64((((acc >> np.uint64(skip_bits)) & horz_mask) ^ np.uint64(horz_bits)) >> np.uint64(hshift))
+            v = np.int64((((acc >> np.uint64(skip_bits + horz_bits)) & vert_mask) ^ np.uint64(vert_bits))
+                         >> np.uint64(vshift))
+            y = pixel // sensor_w
+            x = pixel - y * sensor_w
+            out[((y << level) + v) * out_w + (x << level) + h] += 1
+        acc >>= np.uint64(code_bits)
+        nacc -= code_bits
         pixel += 1
-        bit += code_bits
         events += 1
     # a last run may sit in fewer than code_bits bits at the very end of the strip
+    bit = pos * 8 - nacc
     if bit + skip_bits <= nbytes * 8:
         b = bit >> 3
         word = (np.uint32(src[b]) | (np.uint32(src[b + 1]) << 8) | (np.uint32(src[b + 2]) << 16)) >> (bit & 7)
-        if pixel + (word & skip_mask) == n_pixels:
+        if pixel + np.int64(word & ((1 << skip_bits) - 1)) == n_pixels:
             return events, DECODE_COMPLETE
     return events, DECODE_SHORT
 
@@ -213,7 +225,7 @@ def eer_decode_frame(
         raise InvalidParameters(f"out must be C-contiguous {shape}, got {out.shape}", step="io")
     if strip.dtype != np.uint8 or strip.ndim != 1 or strip.size < n_bytes + STRIP_PAD_BYTES:
         raise InvalidParameters("strip must be 1-D uint8 with 8 zero bytes after the data", step="io")
-    events, status = _decode_kernel(strip, int(n_bytes), out, nx, nx * ny, coding.skip_bits,
+    events, status = _decode_kernel(strip, int(n_bytes), out.reshape(-1), nx, nx * ny, coding.skip_bits,
                                     coding.horz_bits, coding.vert_bits, coding.max_run_has_subpixel, level)
     return out, int(events), int(status)
 
