@@ -79,17 +79,17 @@ def fit_correlation(
     spacing = np.where(slope > 1e-9, (0.5 * math.pi) / np.maximum(slope, 1e-9), n)
     extrema = np.floor(np.abs(chi - chi[0]) / (0.5 * math.pi))
     half = np.clip(np.maximum(n / 40.0, (1.0 + 0.1 * extrema) * spacing), 2, n).astype(np.int64)
-    correlation = np.zeros(n)
-    noise = np.ones(n)
+    index = np.arange(n)
+    lo = np.maximum(first_bin, index - half)
+    hi = np.minimum(n, index + half + 1)
+    count = np.maximum(hi - lo, 1)
     cumulative = [np.concatenate([[0.0], np.cumsum(v)]) for v in (average, fit, average * fit, average**2, fit**2)]
-    for i in range(first_bin, n):
-        lo, hi = max(first_bin, i - half[i]), min(n, i + half[i] + 1)
-        count = hi - lo
-        sa, sf, saf, saa, sff = (c[hi] - c[lo] for c in cumulative)
-        covariance = saf - sa * sf / count
-        variance = (saa - sa**2 / count) * (sff - sf**2 / count)
-        correlation[i] = covariance / math.sqrt(variance) if variance > 1e-300 else 0.0
-        noise[i] = 2.0 / math.sqrt(count)
+    sa, sf, saf, saa, sff = (c[hi] - c[lo] for c in cumulative)
+    covariance = saf - sa * sf / count
+    variance = (saa - sa**2 / count) * (sff - sf**2 / count)
+    valid = (index >= first_bin) & (variance > 1e-300)
+    correlation = np.where(valid, covariance / np.sqrt(np.where(valid, variance, 1.0)), 0.0)
+    noise = np.where(index >= first_bin, 2.0 / np.sqrt(count), 1.0)
     return correlation, noise
 
 

@@ -12,6 +12,7 @@ import scipy.optimize
 from semc.ctfestimation.calc.internal.model import CtfOptics, xy_from_defoci
 from semc.ctfestimation.calc.internal.search import (
     FitPixels,
+    PixelScorer,
     fit_pixels_select,
     radial_profile,
     score_batch,
@@ -69,7 +70,7 @@ def _grid_search(
     if params.astigmatism_restraint_angstrom is not None:
         reach = min(reach, max(4.0 * params.astigmatism_restraint_angstrom, 4.0 * step))
     axis = np.arange(-math.floor(reach / step), math.floor(reach / step) + 1) * step
-    offsets = np.arange(-2, 3) if params.exhaustive_search else np.arange(-1, 2)
+    offsets = np.arange(-1, 2) if params.exhaustive_search else np.zeros(1)
     means = mean + offsets * 0.5 * min(params.defocus_step_angstrom, step)
     m, x, y = (a.ravel() for a in np.meshgrid(means, axis, axis, indexing="ij"))
     scores = score_batch(coarse, optics=optics, mean_angstrom=m, x_angstrom=x, y_angstrom=y, phase_shift_radian=phase)
@@ -79,12 +80,20 @@ def _grid_search(
 
 
 def _refine(
-    pixels: FitPixels, *, params: CtfSearchParameters, optics: CtfOptics, start: tuple[float, float, float, float], free: tuple[bool, ...]
+    pixels: FitPixels,
+    *,
+    params: CtfSearchParameters,
+    optics: CtfOptics,
+    start: tuple[float, float, float, float],
+    free: tuple[bool, ...],
+    tolerance_steps: float = 0.02,
 ) -> SpectrumFit:
-    """Nelder-Mead on the free subset of (mean, x, y, phase)."""
+    """Nelder-Mead on the free subset of (mean, x, y, phase); ``tolerance_steps`` in units of the initial steps."""
     start_array = np.asarray(start, dtype=np.float64)
     scales = np.array([0.5 * params.defocus_step_angstrom, 30.0, 30.0, 0.1])
     free_index = np.flatnonzero(free)
+    scorer = PixelScorer(pixels, optics)
+    tolerance = params.astigmatism_restraint_angstrom
 
     def full(v: np.ndarray) -> np.ndarray:
         values = start_array.copy()
@@ -93,16 +102,15 @@ def _refine(
 
     def negative(v: np.ndarray) -> float:
         mean, x, y, phase = full(v)
-        score = score_batch(pixels, optics=optics, mean_angstrom=mean, x_angstrom=x, y_angstrom=y, phase_shift_radian=phase)[0]
-        return -(score - float(_restraint(params, pixels.g2.size, np.asarray(x), np.asarray(y))))
+        penalty = 0.0 if tolerance is None else 4.0 * (x * x + y * y) / (2.0 * tolerance**2) / scorer.n_pixels
+        return penalty - scorer.one(mean, x, y, phase)
 
     result = scipy.optimize.minimize(
         negative, np.zeros(free_index.size), method="Nelder-Mead",
-        options={"xatol": 0.02, "fatol": 1e-7, "maxiter": 400 * max(1, free_index.size), "adaptive": free_index.size > 2},
+        options={"xatol": tolerance_steps, "fatol": 1e-7, "maxiter": 400 * max(1, free_index.size), "adaptive": free_index.size > 2},
     )
     mean, x, y, phase = full(result.x)
-    score = float(score_batch(pixels, optics=optics, mean_angstrom=mean, x_angstrom=x, y_angstrom=y, phase_shift_radian=phase)[0])
-    return SpectrumFit(float(mean), float(x), float(y), float(phase), score)
+    return SpectrumFit(float(mean), float(x), float(y), float(phase), scorer.one(mean, x, y, phase))
 
 
 def fit_spectrum(filtered: np.ndarray, *, params: CtfSearchParameters, spectrum_pixel_size_angstrom: float) -> SpectrumFit:
@@ -143,10 +151,13 @@ def fit_spectrum(filtered: np.ndarray, *, params: CtfSearchParameters, spectrum_
         return _refine(pixels, params=params, optics=optics, start=(mean, x, y, phase), free=(True, False, False, params.find_phase_shift))
     starts = _grid_search(pixels, params=params, optics=optics, mean=mean, phase=phase, g2_max=max_res**-2)
     free = (True, True, True, params.find_phase_shift)
-    for size, keep in ((_COARSE_PIXELS, 2), (_MEDIUM_PIXELS, 1)):
+    for size, keep, tolerance in ((_COARSE_PIXELS, 2, 0.1), (_MEDIUM_PIXELS, 1, 0.05)):
         subset = pixels.subset(size)
-        refined = [_refine(subset, params=params, optics=optics, start=(*s[:3], s[3] if len(s) > 3 else phase), free=free)
-                   for s in starts]
+        refined = [
+            _refine(subset, params=params, optics=optics, start=(*s[:3], s[3] if len(s) > 3 else phase), free=free,
+                    tolerance_steps=tolerance)
+            for s in starts
+        ]
         refined.sort(key=lambda c: c.score, reverse=True)
         starts = [(c.mean_angstrom, c.x_angstrom, c.y_angstrom, c.phase_shift_radian) for c in refined[:keep]]
     best = _refine(pixels, params=params, optics=optics, start=starts[0], free=free)

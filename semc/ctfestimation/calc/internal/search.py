@@ -20,7 +20,7 @@ import scipy.optimize
 from semc.ctfestimation.calc.internal._kernels import _score_kernel
 from semc.ctfestimation.calc.internal.model import CtfOptics, amplitude_contrast_phase_radian
 
-__all__ = ["FitPixels", "fit_pixels_select", "score_batch", "radial_profile", "search_defocus_1d", "fit_spectrum"]
+__all__ = ["FitPixels", "PixelScorer", "fit_pixels_select", "score_batch", "radial_profile", "search_defocus_1d", "fit_spectrum"]
 
 logger = logging.getLogger(__name__)
 
@@ -92,6 +92,48 @@ def fit_pixels_select(
     return FitPixels(g2[mask], np.cos(theta2), np.sin(theta2), data, float(np.linalg.norm(data)))
 
 
+class PixelScorer:
+    """Pearson score of :class:`FitPixels` against |CTF| for one optics (constant terms precomputed).
+
+    Used in the refinement loop, where the per-call overhead of :func:`score_batch` matters.
+    """
+
+    __slots__ = ("_pixels", "_base", "_coefficient", "_one")
+
+    def __init__(self, pixels: FitPixels, optics: CtfOptics) -> None:
+        self._pixels = pixels
+        self._base = pixels.base(optics)
+        self._coefficient = optics.defocus_coefficient
+        self._one = np.zeros((1, 4))
+
+    @property
+    def n_pixels(self) -> int:
+        """Number of pixels scored."""
+        return self._pixels.g2.size
+
+    def _scores(self, sums: np.ndarray) -> np.ndarray:
+        n = max(self._pixels.g2.size, 1)
+        variance = sums[:, 1] - sums[:, 0] ** 2 / n
+        ok = (variance > 1e-12) & (self._pixels.data_norm > 0)
+        return np.where(ok, sums[:, 2] / (self._pixels.data_norm * np.sqrt(np.where(ok, variance, 1.0))), 0.0)
+
+    def many(self, mean: np.ndarray, x: np.ndarray, y: np.ndarray, phase: np.ndarray) -> np.ndarray:
+        """(m,) scores of broadcast (m,) candidates (Å, Å, Å, rad)."""
+        a = self._coefficient
+        m, xx, yy, pp = np.broadcast_arrays(*(np.atleast_1d(np.asarray(v, dtype=np.float64)) for v in (mean, x, y, phase)))
+        coefficients = np.ascontiguousarray(np.stack([a * m, a * xx, a * yy, pp], axis=1).reshape(-1, 4))
+        px = self._pixels
+        return self._scores(_score_kernel(px.g2, px.g2c, px.g2s, self._base, px.data, coefficients))
+
+    def one(self, mean: float, x: float, y: float, phase: float) -> float:
+        """Score of one candidate (Å, Å, Å, rad)."""
+        a = self._coefficient
+        self._one[0, 0], self._one[0, 1], self._one[0, 2], self._one[0, 3] = a * mean, a * x, a * y, phase
+        px = self._pixels
+        sums = _score_kernel(px.g2, px.g2c, px.g2s, self._base, px.data, self._one)
+        return float(self._scores(sums)[0])
+
+
 def score_batch(
     pixels: FitPixels,
     *,
@@ -113,16 +155,7 @@ def score_batch(
     numpy.ndarray
         (m,) scores in [-1, 1] (0 where the model is constant).
     """
-    mean, x, y, phase = np.broadcast_arrays(
-        *(np.atleast_1d(np.asarray(v, dtype=np.float64)) for v in (mean_angstrom, x_angstrom, y_angstrom, phase_shift_radian))
-    )
-    n = pixels.g2.size
-    a = optics.defocus_coefficient
-    coefficients = np.ascontiguousarray(np.stack([a * mean, a * x, a * y, phase], axis=1).reshape(-1, 4))
-    sums = _score_kernel(pixels.g2, pixels.g2c, pixels.g2s, pixels.base(optics), pixels.data, coefficients)
-    variance = sums[:, 1] - sums[:, 0] ** 2 / max(n, 1)
-    ok = (variance > 1e-12) & (pixels.data_norm > 0)
-    return np.where(ok, sums[:, 2] / (pixels.data_norm * np.sqrt(np.where(ok, variance, 1.0))), 0.0)
+    return PixelScorer(pixels, optics).many(mean_angstrom, x_angstrom, y_angstrom, phase_shift_radian)
 
 
 def radial_profile(filtered: np.ndarray, *, pixel_size_angstrom: float) -> tuple[np.ndarray, np.ndarray]:
