@@ -24,6 +24,7 @@ from numpy.typing import NDArray
 from semc.base.errors import InvalidParameters
 from semc.simulation.movie import MovieTruth, _prepare
 from semc.simulation.physics.models import DensityModel
+from semc.simulation.physics.noise import poisson_counts
 from semc.simulation.types import MovieSpec
 
 __all__ = ["EerEvents", "eer_events_simulate"]
@@ -98,7 +99,7 @@ def eer_events_simulate(
         for i0 in range(0, n, g_max):
             i1 = min(n, i0 + g_max)
             lam = renderer.expected_span(i0, i1).astype(np.float64) * det.sensitivity * (i1 - i0)
-            counts = rng.poisson(lam)
+            counts = poisson_counts(rng, lam)
             if len(det.hot_pixels_xy):
                 hx, hy = det.hot_pixels_xy[:, 0], det.hot_pixels_xy[:, 1]
                 counts[hy, hx] += rng.poisson(spec.detector.hot_pixel_rate, size=len(hx))

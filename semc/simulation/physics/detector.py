@@ -15,6 +15,7 @@ from dataclasses import dataclass
 import numpy as np
 from numpy.typing import NDArray
 
+from semc.simulation.physics.noise import poisson_counts
 from semc.simulation.types import DetectorSpec
 
 __all__ = ["DetectorState", "detector_generate", "counts_sample", "defect_mask"]
@@ -78,13 +79,13 @@ def counts_sample(
     """
     lam = np.maximum(expected, 0.0) * state.sensitivity
     if spec.counting:
-        frame = rng.poisson(lam)
+        frame = poisson_counts(rng, lam)
         if len(state.hot_pixels_xy):
             hx, hy = state.hot_pixels_xy[:, 0], state.hot_pixels_xy[:, 1]
             frame[hy, hx] += rng.poisson(spec.hot_pixel_rate, size=len(hx))
         frame = np.minimum(frame, np.iinfo(np.uint16).max).astype(np.uint16)
     else:
-        frame = rng.poisson(lam).astype(np.float32)
+        frame = poisson_counts(rng, lam).astype(np.float32)
         if spec.read_noise_e > 0:
             frame += rng.normal(scale=spec.read_noise_e, size=frame.shape).astype(np.float32)
         if len(state.hot_pixels_xy):
