@@ -199,3 +199,23 @@ def test_grouped_reading_of_a_long_eer_stays_within_a_few_group_buffers(tmp_path
     assert float(total) == n_events
     print(f"peak RSS over baseline: {extra_mb:.0f} MB")
     assert extra_mb < 700, f"grouped reading used {extra_mb:.0f} MB over the baseline"
+
+
+def test_a_frame_that_ends_early_is_corrupt_unless_permissive(tmp_path, rng):
+    sensor = (64, 64)
+    frames, _ = eer_frames(rng, 2, sensor, 0.1)
+    path = tmp_path / "short.eer"
+    write_eer(path, frames, sensor_shape=sensor)
+    with tifffile.TiffFile(path) as tif:
+        offset, count = tif.pages[1].dataoffsets[0], tif.pages[1].databytecounts[0]
+    data = bytearray(path.read_bytes())
+    data[offset + count // 2:offset + count] = bytes(count - count // 2)  # zero runs: events, never the end
+    path.write_bytes(bytes(data))
+    with open_movie(path) as movie:
+        with pytest.raises(CorruptInput) as info:
+            movie.read_frames()
+        assert info.value.frame == 1
+    with open_movie(path, permissive=True) as movie:
+        with pytest.warns(RuntimeWarning, match="frame 1"):
+            frames_read = movie.read_frames()
+    assert frames_read.shape == (2, 64, 64)
