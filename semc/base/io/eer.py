@@ -326,25 +326,28 @@ def write_eer(
         raise InvalidParameters(f"EER compression must be 65000, 65001 or 65002, got {compression}", step="io")
     coding = coding or coding_for_compression(compression)
     sensor_shape = (int(sensor_shape[0]), int(sensor_shape[1]))
-    frames = list(frames) if not isinstance(frames, (list, tuple)) else frames
-    if not frames:
-        raise InvalidParameters("no frames to write", step="io")
-    xml = _eer_xml(len(frames), sensor_shape, pixel_size_angstrom, metadata)
     n_pixels = sensor_shape[0] * sensor_shape[1]
+    count = 0
     with atomic_target(path) as tmp, open(tmp, "wb") as fh:
         fh.write(b"II" + np.array([43, 8, 0], dtype="<u2").tobytes() + np.uint64(0).tobytes())
         next_field = 8  # where the offset of the next IFD goes
-        for i, frame in enumerate(frames):
-            pix, hs, vs = _frame_events(frame, sensor_shape, coding, i)
+        xml_entry = 0  # where page 0's tag-65001 entry lies, patched once the frame count is known
+        for frame in frames:  # one frame at a time: a generator never needs the movie in memory
+            pix, hs, vs = _frame_events(frame, sensor_shape, coding, count)
             strip = eer_encode_frame(pix, horz_sub=hs, vert_sub=vs, n_pixels=n_pixels, coding=coding)
-            next_field = _write_page(fh, next_field, strip, xml if i == 0 else None, sensor_shape,
-                                     compression, coding)
-    logger.debug("wrote EER %s frames=%d compression=%d", path, len(frames), compression)
-    return len(frames)
+            next_field, entry = _write_page(fh, next_field, strip, count == 0, sensor_shape, compression, coding)
+            xml_entry = entry if count == 0 else xml_entry
+            count += 1
+        if count == 0:
+            raise InvalidParameters("no frames to write", step="io")
+        _write_xml(fh, xml_entry, _eer_xml(count, sensor_shape, pixel_size_angstrom, metadata))
+    logger.debug("wrote EER %s frames=%d compression=%d", path, count, compression)
+    return count
 
 
-def _write_page(fh, next_field: int, strip: bytes, xml: bytes | None, sensor_shape: tuple[int, int],
-                compression: int, coding: EerCoding) -> int:
+def _write_page(fh, next_field: int, strip: bytes, with_xml: bool, sensor_shape: tuple[int, int],
+                compression: int, coding: EerCoding) -> tuple[int, int]:
+    """Write one strip and its IFD; return (position of its next-IFD field, position of its 65001 entry)."""
     ny, nx = sensor_shape
     strip_offset = fh.tell()
     fh.write(strip)
@@ -354,15 +357,24 @@ def _write_page(fh, next_field: int, strip: bytes, xml: bytes | None, sensor_sha
     if compression == 65002:
         entries += [(65007, _SHORT, 1, coding.skip_bits), (65008, _SHORT, 1, coding.horz_bits),
                     (65009, _SHORT, 1, coding.vert_bits)]
-    if xml is not None:
-        if len(xml) % 2:
-            xml += b" "
-        entries.append((65001, _UNDEFINED, len(xml), fh.tell()))
-        fh.write(xml)
+    if with_xml:
+        entries.append((65001, _UNDEFINED, 0, 0))  # patched by _write_xml
     ifd_offset = fh.tell()
     fh.write(_ifd_bytes(entries))
     end = fh.tell()
     fh.seek(next_field)
     fh.write(np.uint64(ifd_offset).tobytes())
     fh.seek(end)
-    return end - 8
+    xml_entry = ifd_offset + 8 + 20 * sorted(entries).index((65001, _UNDEFINED, 0, 0)) if with_xml else 0
+    return end - 8, xml_entry
+
+
+def _write_xml(fh, entry_position: int, xml: bytes) -> None:
+    """Append the XML block and point page 0's tag-65001 entry at it."""
+    if len(xml) % 2:
+        xml += b" "
+    fh.seek(0, os.SEEK_END)
+    offset = fh.tell()
+    fh.write(xml)
+    fh.seek(entry_position + 4)
+    fh.write(np.array([len(xml), offset], dtype="<u8").tobytes())
