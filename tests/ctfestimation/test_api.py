@@ -56,3 +56,18 @@ def test_missing_files_and_bad_parameters_raise_typed_errors(tmp_path):
         estimate_ctf(np.zeros((100, 100)), params=PARAMS)
     with pytest.raises(InvalidParameters):
         estimate_ctf_from_amplitude_spectrum(np.zeros((100, 90)), params=PARAMS)
+
+
+def test_movie_mode_averages_frames_and_finds_the_ctf(tmp_path):
+    from semc.base.io import write_mrc
+    from semc.ctfestimation.api import estimate_ctf_from_movie
+    from tests.ctfestimation.synthetic import synthetic_micrograph
+
+    frames = np.stack([synthetic_micrograph(shape=(768, 768), pixel_size_angstrom=1.0, voltage_kv=300, cs_mm=2.7,
+                                            amplitude_contrast=0.07, defocus_1_angstrom=15400, defocus_2_angstrom=14600,
+                                            azimuth_degree=33, seed=s, dose_per_pixel=5) for s in range(4)])
+    write_mrc(tmp_path / "movie.mrc", frames, pixel_size_angstrom=1.0)
+    result = estimate_ctf_from_movie(tmp_path / "movie.mrc", params=PARAMS, frames_to_average=2,
+                                     diagnostic_path=tmp_path / "movie-pow.mrc", workers=1)
+    assert result.mean_defocus_angstrom == pytest.approx(15000.0, abs=100)
+    assert (tmp_path / "movie-pow.txt").is_file()

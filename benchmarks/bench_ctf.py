@@ -1,0 +1,92 @@
+"""Benchmark: SEMC built-in CTF estimation, seconds per micrograph.
+
+Usage: python benchmarks/bench_ctf.py [--repeats N]
+
+Inputs: synthetic micrographs with a known CTF (tests/ctfestimation/synthetic.py:
+white phase texture filtered by -sin(chi) and a B-factor of 40 Å^2, 15 % contrast,
+Poisson at 20 e/px) of 4096 x 4096 (0.83 Å/px) and 5760 x 4092 (0.83 Å/px), and
+the real 512 x 512 amplitude spectrum of RELION-tutorial movie 00021
+(--amplitude-spectrum-input path). CTFFIND defaults: box 512, 30-5 Å, defocus
+5000-50000 Å in 100 Å steps (500 Å for the spectrum, as the RELION tutorial),
+resampled to <= 1.4 Å. "1 thread"/"2 threads" is the scipy.fft worker count
+(the search kernel is single-threaded). Each figure is the median of the repeats
+after one warm-up call (numba compilation excluded); wall and CPU (process) time
+are both given because the machine's cores are shared with other jobs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import statistics
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from semc.ctfestimation.api import estimate_ctf, estimate_ctf_from_amplitude_spectrum  # noqa: E402
+from semc.ctfestimation.types import CtfSearchParameters  # noqa: E402
+from tests.ctfestimation.synthetic import synthetic_micrograph  # noqa: E402
+
+SPECTRUM = Path("/work/shared/realdata/relion_tutorial_ps/spectra/20170629_00021_frameImage_PS.mrc")
+TRUTH = {"defocus_1_angstrom": 15600.0, "defocus_2_angstrom": 15000.0, "azimuth_degree": 20.0}
+
+
+def _time(call, repeats: int):
+    call()  # warm-up (numba compilation, caches)
+    walls, cpus, result = [], [], None
+    for _ in range(repeats):
+        wall, cpu = time.perf_counter(), time.process_time()
+        result = call()
+        walls.append(time.perf_counter() - wall)
+        cpus.append(time.process_time() - cpu)
+    return statistics.median(walls), statistics.median(cpus), result
+
+
+def _row(label, threads, wall, cpu, result, truth=None):
+    error = ""
+    if truth is not None:
+        mean_truth = 0.5 * (truth["defocus_1_angstrom"] + truth["defocus_2_angstrom"])
+        error = f"{result.mean_defocus_angstrom - mean_truth:+.1f} Å"
+    t = result.timings_s
+    return (f"| {label} | {threads} | {wall:.3f} | {cpu:.3f} | {t['spectrum']:.3f} / {t['search']:.3f} / {t['diagnostics']:.3f} "
+            f"| {result.defocus_1_angstrom:.0f} / {result.defocus_2_angstrom:.0f} / {result.astigmatism_azimuth_degree:.1f} | {error} |")
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--repeats", type=int, default=5)
+    args = parser.parse_args(argv)
+    import numba
+    import scipy
+
+    print(f"Machine: {platform.node()}, {platform.processor() or platform.machine()}, {os.cpu_count()} CPUs "
+          f"(load average {os.getloadavg()[0]:.1f}); Python {platform.python_version()}, numpy {np.__version__}, "
+          f"scipy {scipy.__version__}, numba {numba.__version__}")
+    print(f"Command: python benchmarks/bench_ctf.py --repeats {args.repeats}\n")
+    print("| input | FFT threads | wall s (median) | CPU s (median) | spectrum / search / diagnostics s (last run) "
+          "| d1 / d2 Å / azimuth ° | mean-defocus error |")
+    print("|---|---|---|---|---|---|---|")
+    params = CtfSearchParameters(pixel_size_angstrom=0.83)
+    for shape in ((4096, 4096), (4092, 5760)):
+        image = synthetic_micrograph(shape=shape, pixel_size_angstrom=0.83, voltage_kv=300, cs_mm=2.7, amplitude_contrast=0.07,
+                                     defocus_1_angstrom=TRUTH["defocus_1_angstrom"], defocus_2_angstrom=TRUTH["defocus_2_angstrom"],
+                                     azimuth_degree=TRUTH["azimuth_degree"], seed=1)
+        for threads in (1, 2):
+            wall, cpu, result = _time(lambda: estimate_ctf(image, params=params, workers=threads), args.repeats)
+            print(_row(f"micrograph {shape[1]}x{shape[0]}, box 512", threads, wall, cpu, result, TRUTH), flush=True)
+    if SPECTRUM.is_file():
+        spectrum_params = CtfSearchParameters(pixel_size_angstrom=1.39955, voltage_kv=200, spherical_aberration_mm=1.4,
+                                              amplitude_contrast=0.1, defocus_step_angstrom=500)
+        wall, cpu, result = _time(lambda: estimate_ctf_from_amplitude_spectrum(SPECTRUM, params=spectrum_params), args.repeats)
+        print(_row("real amplitude spectrum 512x512 (RELION 00021; official 10865 / 10571 / 79.1)", 1, wall, cpu, result))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
