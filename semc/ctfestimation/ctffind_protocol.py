@@ -51,11 +51,70 @@ class CtffindAnswers:
     threads: int
 
 
+class _LineSource:
+    """Lines of the answers stream, with a non-blocking look at the lines already sent.
+
+    A here-document or a pipe is read from its file descriptor without Python's
+    buffering, so that :meth:`available` sees exactly what the client has sent.
+    """
+
+    def __init__(self, stream: TextIO) -> None:
+        self._stream = stream
+        self._lines: list[str] = []
+        self._pending = b""
+        self._eof = False
+        try:
+            self._fd: int | None = stream.fileno() if not stream.isatty() else None
+        except (AttributeError, OSError, ValueError):
+            self._fd = None
+
+    def _pull(self, *, block: bool) -> None:
+        import os
+        import select
+
+        while not self._eof:
+            if not block and not select.select([self._fd], [], [], 0.2)[0]:
+                return
+            chunk = os.read(self._fd, 65536)
+            if not chunk:
+                self._eof = True
+                if self._pending:
+                    self._lines.append(self._pending.decode(errors="replace"))
+                    self._pending = b""
+                return
+            self._pending += chunk
+            *complete, self._pending = self._pending.split(b"\n")
+            self._lines.extend(line.decode(errors="replace") + "\n" for line in complete)
+            if block and self._lines:
+                return
+
+    def readline(self) -> str:
+        if self._fd is None:
+            return self._lines.pop(0) if self._lines else self._stream.readline()
+        if not self._lines:
+            self._pull(block=True)
+        return self._lines.pop(0) if self._lines else ""
+
+    def available(self) -> list[str]:
+        """Lines already sent and not yet read (never waits for a client that waits for us)."""
+        if self._fd is None:
+            if not self._stream.isatty():
+                self._lines.extend(self._stream.readlines())
+        else:
+            self._pull(block=False)
+        return [line.strip() for line in self._lines]
+
+
 class PromptReader:
     """Print a prompt, read one line; typed helpers check the answer."""
 
     def __init__(self, stdin: TextIO, stdout: TextIO) -> None:
-        self._in, self._out = stdin, stdout
+        self._in, self._out = _LineSource(stdin), stdout
+        self._echo = not stdin.isatty()
+
+    def available(self) -> list[str]:
+        """Answers already waiting on the input (stripped), without consuming them."""
+        return self._in.available()
 
     def text(self, prompt: str, default: str) -> str:
         self._out.write(f"{prompt} [{default}]".ljust(50) + " : ")
@@ -65,7 +124,7 @@ class PromptReader:
             self._out.write("\n")
             raise ProtocolError(f"Error: end of input while waiting for an answer to \"{prompt}\"")
         answer = line.strip()
-        if self._in.isatty() is False:  # echo here-document answers, as a terminal would show them
+        if self._echo:  # echo here-document answers, as a terminal would show them
             self._out.write(answer + "\n")
         return answer or default
 
@@ -160,6 +219,19 @@ def _expert(reader: PromptReader, *, movie: bool, ctffind5: bool) -> dict:
     return out
 
 
+_NO = ("n", "no", "f", "false", "0")
+
+
+def _looks_like_ctffind5(waiting: list[str]) -> bool:
+    """CTFFIND 5 answers after the phase-shift block: "no" to tilt and thickness, then the expert answer.
+
+    CTFFIND 4.1 expects only the expert answer there; a "no" to it followed by more
+    non-empty answers can only be CTFFIND 5's "tilt? no / thickness? no / expert? ...".
+    """
+    answers = [a.lower() for a in waiting if a]
+    return len(answers) >= 3 and answers[0] in _NO and answers[1] in _NO
+
+
 def ctffind_answers_read(reader: PromptReader, *, count_sections, ctffind5: bool = False) -> CtffindAnswers:
     """Ask CTFFIND's prompts in order and collect the answers.
 
@@ -171,6 +243,8 @@ def ctffind_answers_read(reader: PromptReader, *, count_sections, ctffind5: bool
         Callable(path) -> number of sections of the input (the movie question is asked when > 1).
     ctffind5
         Also ask CTFFIND 5's prompts (sample tilt, thickness, target pixel, low-resolution weighting).
+        Without it they are still asked when the answers already waiting on a non-terminal input
+        can only be CTFFIND 5's (see :func:`_looks_like_ctffind5`).
 
     Raises
     ------
@@ -193,6 +267,7 @@ def ctffind_answers_read(reader: PromptReader, *, count_sections, ctffind5: bool
     }
     values.update(_astigmatism(reader))
     values.update(_phase_shift(reader))
+    ctffind5 = ctffind5 or _looks_like_ctffind5(reader.available())
     if ctffind5:
         _ctffind5_extras(reader)
     values.update(_expert(reader, movie=movie, ctffind5=ctffind5))

@@ -193,3 +193,11 @@ def test_amplitude_spectrum_input_as_relion_5_passes_it_matches_the_official_val
     assert 0.5 * (row[1] + row[2]) == pytest.approx(0.5 * (10865.0 + 10571.5), abs=100)
     assert row[1] - row[2] == pytest.approx(10865.0 - 10571.5, abs=100)
     assert abs((row[3] - 79.13 + 90) % 180 - 90) <= 5
+
+
+def test_ctffind5_here_document_is_accepted_without_a_flag(micrograph_path, tmp_path):
+    lines = _answers(micrograph_path, "d5.mrc").splitlines()
+    lines[-1:-1] = ["no", "no"]
+    done = _run([], "\n".join(lines) + "\n", tmp_path)
+    assert done.returncode == 0, done.stdout
+    _assert_truth(_txt_row(tmp_path / "d5.txt"))

@@ -66,3 +66,10 @@ def test_ctffind5_asks_tilt_thickness_and_target_pixel(tmp_path):
 def test_bad_or_missing_answers_raise_ctffind_like_errors(tmp_path, answers, message):
     with pytest.raises(ProtocolError, match=message):
         _read(tmp_path, answers, ctffind5=message == "not supported")
+
+
+def test_ctffind5_answers_in_a_here_document_are_recognised_without_the_flag(tmp_path):
+    answers, shown = _read(tmp_path, [*HEAD, *["no"] * 7, ""])
+    assert "Determine samnple thickness?" in shown and answers.threads == 1
+    _, shown = _read(tmp_path, [*HEAD, *["no"] * 5, ""])  # CTFFIND 4.1 answers (plus Appion's empty line)
+    assert "Determine sample tilt?" not in shown
