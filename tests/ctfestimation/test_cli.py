@@ -201,3 +201,33 @@ def test_ctffind5_here_document_is_accepted_without_a_flag(micrograph_path, tmp_
     done = _run([], "\n".join(lines) + "\n", tmp_path)
     assert done.returncode == 0, done.stdout
     _assert_truth(_txt_row(tmp_path / "d5.txt"))
+
+
+@pytest.mark.skipif(shutil.which("relion_run_ctffind") is None or not SPECTRUM.is_file(), reason="RELION 3.1 or real data missing")
+def test_relion_31_given_spectrum_route_runs_amplitude_spectrum_input_and_matches_official_values(tmp_path):
+    """relion_run_ctffind --use_given_ps passes --amplitude-spectrum-input (movie 00021; official 10865.0 / 10571.5 / 79.13)."""
+    import mrcfile
+
+    shutil.copy(SPECTRUM, tmp_path / "mic21_PS.mrc")
+    with mrcfile.new(tmp_path / "mic21.mrc") as mrc:
+        mrc.set_data(np.zeros((3838, 3710), np.float32))
+        mrc.voxel_size = 0.885
+    (tmp_path / "mics.star").write_text(
+        "# version 30001\n\ndata_optics\n\nloop_\n_rlnOpticsGroupName #1\n_rlnOpticsGroup #2\n_rlnMicrographPixelSize #3\n"
+        "_rlnVoltage #4\n_rlnSphericalAberration #5\n_rlnAmplitudeContrast #6\nopticsGroup1 1 0.885 200 1.4 0.1\n\n"
+        "# version 30001\n\ndata_micrographs\n\nloop_\n_rlnMicrographName #1\n_rlnOpticsGroup #2\n_rlnCtfPowerSpectrum #3\n"
+        "mic21.mrc 1 mic21_PS.mrc\n"
+    )
+    done = subprocess.run(
+        ["relion_run_ctffind", "--i", "mics.star", "--o", "CtfFind/", "--ctffind_exe", EXE, "--is_ctffind4", "--use_given_ps",
+         "--Box", "512", "--ResMin", "30", "--ResMax", "5", "--dFMin", "5000", "--dFMax", "50000", "--FStep", "500", "--dAst", "100"],
+        cwd=tmp_path, env={**os.environ, "RELION_SHELL": "bash"}, capture_output=True, text=True, timeout=300,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "--amplitude-spectrum-input" in (tmp_path / "CtfFind" / "mic21_PS_ctffind4.com").read_text()
+    star = starfile.read(tmp_path / "CtfFind" / "micrographs_ctf.star")
+    micrographs = star["micrographs"] if isinstance(star, dict) else star
+    u, v, angle = (float(micrographs[k].iloc[0]) for k in ("rlnDefocusU", "rlnDefocusV", "rlnDefocusAngle"))
+    assert 0.5 * (u + v) == pytest.approx(0.5 * (10865.0 + 10571.5), abs=100)
+    assert u - v == pytest.approx(10865.0 - 10571.5, abs=100)
+    assert abs((angle - 79.13 + 90) % 180 - 90) <= 5
