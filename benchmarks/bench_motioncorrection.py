@@ -80,11 +80,14 @@ def make_eer(path: str, shape: tuple[int, int, int], seed: int = 0) -> None:
         for f in range(n_fr):
             ramp = np.exp(-2j * np.pi * (fx * motion[f, 0] + fy * motion[f, 1])).astype(np.complex64)
             density = np.clip(scipy.fft.irfft2(spec * ramp, s=(ny, nx), workers=2), 0, None).ravel()
-            cdf = np.cumsum(density, dtype=np.float64)
-            cdf /= cdf[-1]
-            for _ in range(EER_FRAMES_PER_FRACTION):
-                k = rng.poisson(EER_DOSE_PER_FRAME * ny * nx)
-                idx = np.unique(np.searchsorted(cdf, rng.random(k)))
+            # the fraction's events, each given to one of its detector frames at random
+            counts = rng.poisson(density * (EER_DOSE_PER_FRAME * EER_FRAMES_PER_FRACTION))
+            pixels = np.repeat(np.arange(ny * nx), counts)
+            owner = rng.integers(0, EER_FRAMES_PER_FRACTION, pixels.size)
+            order = np.argsort(owner, kind="stable")
+            bounds = np.searchsorted(owner[order], np.arange(EER_FRAMES_PER_FRACTION + 1))
+            for k in range(EER_FRAMES_PER_FRACTION):
+                idx = np.unique(pixels[order[bounds[k] : bounds[k + 1]]])
                 y, x = np.divmod(idx, nx)
                 yield (x * 4 + rng.integers(0, 4, x.size), y * 4 + rng.integers(0, 4, y.size))
 
@@ -129,6 +132,25 @@ def ours(movie: str, gain: str | None, out: str) -> tuple[float, int, str]:
     return timed(cmd)
 
 
+STAGES = """
+import json, sys
+from semc.motioncorrection.api import DetectorReferences, correct_movie_file
+from semc.motioncorrection.types import MotionCorrectionParams
+movie, gain = sys.argv[1], sys.argv[2] or None
+groups = ((%d, %d, %r),) if movie.endswith(".eer") else None
+p = MotionCorrectionParams(patches_xy=(5, 5), pixel_size_angstrom=1.0, dose_per_frame_e_per_a2=1.0)
+r = correct_movie_file(movie, output_path=None, params=p, frame_groups=groups,
+                       references=DetectorReferences(gain_path=gain))
+print(json.dumps({k: round(v, 2) for k, v in r.timings_s.items()}))
+""" % (SIZES["eer"][2], EER_FRAMES_PER_FRACTION, EER_DOSE_PER_FRAME)
+
+
+def stages(movie: str, gain: str | None) -> str:
+    """Seconds per stage of one in-process API run (read, prepare, align_global, align_local, sum, ...)."""
+    _, _, out = timed([sys.executable, "-c", STAGES, movie, gain or ""])
+    return out.strip().splitlines()[-1]
+
+
 def relion(movie: str, gain: str | None, outdir: str) -> tuple[float, int, str]:
     env = dict(os.environ, OMP_NUM_THREADS="1")
     dose = EER_DOSE_PER_FRAME * EER_FRAMES_PER_FRACTION if movie.endswith(".eer") else 1.0
@@ -150,6 +172,8 @@ def main() -> int:
     opts = ap.parse_args()
     rows = []
     work = tempfile.mkdtemp(prefix="bench_mc_")
+    print(f"command: python benchmarks/bench_motioncorrection.py --sizes {opts.sizes} --repeats {opts.repeats}",
+          file=sys.stderr)
     try:
         for name in opts.sizes.split(","):
             shape = SIZES[name]
@@ -166,11 +190,14 @@ def main() -> int:
                 res["ours"].append(ours(movie, gain, os.path.join(work, f"{name}_{r}.mrc")))
                 if not opts.no_relion and shutil.which("relion_run_motioncorr"):
                     res["relion"].append(relion(movie, gain, os.path.join(work, f"relion_{name}_{r}")))
+            stage_line = stages(movie, gain)
             o = statistics.median(t for t, _, _ in res["ours"])
             o_rss = max(m for _, m, _ in res["ours"])
             rel = statistics.median(t for t, _, _ in res["relion"]) if res["relion"] else float("nan")
             rel_rss = max((m for _, m, _ in res["relion"]), default=0)
-            rows.append((name, shape, o, rel, o / rel, o_rss / 1e9, rel_rss / 1e9, decoded_gb))
+            rows.append((name, shape, o, rel, o / rel, o_rss / 1e9, rel_rss / 1e9, decoded_gb, stage_line))
+            print(f"done {name}: ours {[round(t, 1) for t, _, _ in res['ours']]} s, "
+                  f"RELION {[round(t, 1) for t, _, _ in res['relion']]} s; {stage_line}", file=sys.stderr, flush=True)
             for f in (movie, gain):
                 if f:
                     os.remove(f)
@@ -184,9 +211,12 @@ def main() -> int:
     print("| movie | frames (y x n) | ours, s (median) | RELION, s (median) | ratio | ours peak RSS, GB "
           "| RELION peak RSS, GB | decoded movie (float32 frames/fractions), GB |")
     print("|---|---|---|---|---|---|---|---|")
-    for name, shape, o, rel, ratio, orss, rrss, dec in rows:
+    for name, shape, o, rel, ratio, orss, rrss, dec, _ in rows:
         print(f"| {name} | {shape[0]}x{shape[1]}x{shape[2]} | {o:.1f} | {rel:.1f} | {ratio:.2f} | {orss:.2f} "
               f"| {rrss:.2f} | {dec:.2f} |")
+    print("\nours, seconds per stage (one API run in a fresh process; 'ours' above is the whole CLI process):\n")
+    for name, *_, stage_line in rows:
+        print(f"- {name}: {stage_line}")
     return 0
 
 

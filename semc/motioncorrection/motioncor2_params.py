@@ -50,6 +50,7 @@ def params_from_args(args: MotionCor2Args, movie: str | None = None) -> MotionCo
             split_sum=bool(args.first("SplitSum")),
             output_stack=bool(args.first("OutStack")),
             mag_anisotropy=tuple(args["Mag"]),
+            align=bool(args.first("Align")),
         )
     except InvalidParameters as exc:
         raise InvalidParameters(exc.message, step=_STEP, path=movie) from None

@@ -63,7 +63,9 @@ class MotionCorrectionParams:
     mag_anisotropy
         ``-Mag major minor angle_deg``: stretch to undo (1, 1, 0 = none).
     smooth_trajectory
-        Smooth the whole-frame trajectory in time (GCV smoothing spline).
+        Smooth the whole-frame trajectory in time (GCV smoothing spline in sqrt(t)).
+    align
+        ``-Align``: False sums the frames without aligning them (shifts all zero).
     fft_workers
         Threads for ``scipy.fft`` and the kernels; None = ``semc.base.parallel.fft_workers()``.
     """
@@ -92,6 +94,7 @@ class MotionCorrectionParams:
     output_stack: bool = False
     mag_anisotropy: tuple[float, float, float] = (1.0, 1.0, 0.0)
     smooth_trajectory: bool = True
+    align: bool = True
     fft_workers: int | None = None
 
     def __post_init__(self) -> None:

@@ -79,3 +79,17 @@ def test_output_binning_and_split_sums():
     assert r.sums["sum"].shape == (128, 128)
     np.testing.assert_allclose(r.sums["odd"] + r.sums["even"], r.sums["sum"], rtol=1e-4, atol=1e-3)
     assert r.sums["sum"].mean() == pytest.approx(movie.frames.sum(0).mean(), rel=1e-4)
+
+
+def test_align_off_sums_the_frames_as_they_are():
+    movie = make_movie(shape=(128, 128), n_frames=6, dose_per_pixel=4.0, seed=10)
+    r = correct_frames(movie.frames, params=MotionCorrectionParams(align=False), workers=1)
+    assert not r.motion_px.any()
+    np.testing.assert_allclose(r.sums["sum"], movie.frames.sum(axis=0), rtol=1e-4, atol=1e-3)
+
+
+def test_output_stack_holds_the_shifted_frames():
+    movie = make_movie(shape=(128, 128), n_frames=6, dose_per_pixel=4.0, seed=12)
+    r = correct_frames(movie.frames, params=MotionCorrectionParams(output_stack=True), workers=1)
+    assert r.stack.shape == (6, 128, 128)
+    np.testing.assert_allclose(r.stack.sum(axis=0), r.sums["sum"], rtol=1e-3, atol=1e-2)

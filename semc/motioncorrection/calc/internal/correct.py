@@ -222,6 +222,8 @@ def correct_frames(
     gshape = (ny // b // g, nx // b // g)
     bfactor_g = params.bfactor_global_px2 / (g * g)
     t0 = time.perf_counter()
+    if not params.align:
+        return _sum_unaligned(frames, idx, prep, ref, b, params, workers)
     box = correlation_box(gshape, bfactor_g)
     binned, spectra = _pass_one(frames, idx, prep, b, g, box, workers)
     t1 = time.perf_counter()
@@ -247,6 +249,19 @@ def correct_frames(
         patch_errors_px=perr, alignment_bin=b,
         timings_s={"prepare": t1 - t0, "align_global": t2 - t1, "align_local": t3 - t2,
                    "sum": t4 - t3},
+    )
+
+
+def _sum_unaligned(frames, idx, prep, ref, b, params, workers) -> CorrectedMovie:
+    """``-Align 0``: the sums of the frames as they are."""
+    n = idx.size
+    t0 = time.perf_counter()
+    sums, stack = _pass_two(frames, idx, prep, np.zeros((n, 2)), None, params, workers)
+    return CorrectedMovie(
+        sums=sums, stack=stack, motion_px=np.zeros((n, 2)), reference_frame=ref, first_frame=int(idx[0]),
+        local_model=None, patch_centres_px=np.zeros((0, 2)), patch_residual_px=np.zeros((0, n, 2)),
+        global_errors_px=(), patch_errors_px=(), alignment_bin=b,
+        timings_s={"prepare": 0.0, "align_global": 0.0, "align_local": 0.0, "sum": time.perf_counter() - t0},
     )
 
 
