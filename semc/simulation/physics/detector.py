@@ -48,6 +48,7 @@ def detector_generate(rng: np.random.Generator, *, spec: DetectorSpec, shape: tu
         sens /= sens.mean()
     else:
         sens = np.ones(shape)
+    sens = sens.astype(np.float32)
     n_hot = min(spec.n_hot_pixels, ny * nx)
     flat = rng.choice(ny * nx, size=n_hot, replace=False) if n_hot else np.zeros(0, dtype=np.int64)
     hot = np.stack([flat % nx, flat // nx], axis=1).astype(np.int64) if n_hot else np.zeros((0, 2), np.int64)

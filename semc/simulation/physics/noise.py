@@ -54,7 +54,8 @@ def poisson_counts(rng: np.random.Generator, lam: NDArray[np.floating]) -> NDArr
     ValueError
         ``lam`` is not 2-D, or holds a negative or non-finite value.
     """
-    lam = np.ascontiguousarray(lam, dtype=np.float64)
+    lam = np.asarray(lam)
+    lam = np.ascontiguousarray(lam, dtype=lam.dtype if lam.dtype in (np.float32, np.float64) else np.float64)
     if lam.ndim != 2:
         raise ValueError(f"pass a 2-D array of means, got shape {lam.shape}")
     if not np.all(np.isfinite(lam)) or lam.size and lam.min() < 0:
