@@ -30,3 +30,25 @@ def centred_block_binning_naive(image: np.ndarray, *, box: int, k: int) -> np.nd
                 for b, wb in zip(range(-half, half + 1), weights):
                     out[r, q] += wa * wb * full[(cy + a) % n, (cx + b) % n]
     return out
+
+
+def centred_window_binning_naive(image: np.ndarray, *, box: int, step: tuple[float, float]) -> np.ndarray:
+    """Full-plane |FFT| of a (ny, nx) image, then for each output sample (ky, kx) = (j*step_y, i*step_x)
+    the average over the window of step_y x step_x samples around it, each input sample weighted by
+    its overlap with the window (scalar loops)."""
+    ny, nx = image.shape
+    full = np.abs(np.fft.fft2(image))
+    out = np.zeros((box, box))
+    for r in range(box):
+        for q in range(box):
+            cy, cx = (r - box // 2) * step[0], (q - box // 2) * step[1]
+            total = 0.0
+            for y in range(int(np.floor(cy - step[0])) - 1, int(np.ceil(cy + step[0])) + 2):
+                wy = max(0.0, min(y + 0.5, cy + step[0] / 2) - max(y - 0.5, cy - step[0] / 2)) / step[0]
+                if wy == 0.0:
+                    continue
+                for x in range(int(np.floor(cx - step[1])) - 1, int(np.ceil(cx + step[1])) + 2):
+                    wx = max(0.0, min(x + 0.5, cx + step[1] / 2) - max(x - 0.5, cx - step[1] / 2)) / step[1]
+                    total += wy * wx * full[y % ny, x % nx]
+            out[r, q] = total
+    return out

@@ -12,14 +12,21 @@ from semc.ctfestimation.calc.internal.spectrum import (
     spectrum_background_subtract,
     spectrum_binning_factor,
 )
-from tests.ctfestimation.naive import centred_block_binning_naive
+from tests.ctfestimation.naive import centred_block_binning_naive, centred_window_binning_naive
 
 
 @pytest.mark.parametrize(("n", "box", "k"), [(64, 16, 1), (64, 16, 3), (64, 16, 4), (60, 16, 3), (64, 32, 2), (66, 16, 4)])
 def test_half_plane_binning_equals_full_plane_centred_blocks(n, box, k):
     image = np.random.default_rng(n + k).normal(size=(n, n))
-    got = _assemble(np.abs(scipy.fft.rfft2(image)), n=n, box_size=box, k=k)
+    got = _assemble(np.abs(scipy.fft.rfft2(image)), shape=(n, n), box_size=box, step=(k, k))
     np.testing.assert_allclose(got, centred_block_binning_naive(image, box=box, k=k), rtol=1e-10, atol=1e-10)
+
+
+@pytest.mark.parametrize(("shape", "box", "step"), [((48, 64), 16, (2.25, 3.0)), ((64, 40), 16, (4.0, 2.5)), ((40, 64), 32, (0.625, 1.0))])
+def test_rectangular_spectra_are_binned_with_fractional_windows(shape, box, step):
+    image = np.random.default_rng(sum(shape)).normal(size=shape)
+    got = _assemble(np.abs(scipy.fft.rfft2(image)), shape=shape, box_size=box, step=step)
+    np.testing.assert_allclose(got, centred_window_binning_naive(image, box=box, step=step), rtol=1e-10, atol=1e-10)
 
 
 def test_binning_factor_keeps_the_fitted_pixel_at_most_the_target_and_the_box_inside_the_spectrum():
@@ -32,9 +39,10 @@ def test_binning_factor_keeps_the_fitted_pixel_at_most_the_target_and_the_box_in
         spectrum_binning_factor(padded_size=256, pixel_size_angstrom=1.0, box_size=512, target_pixel_size_angstrom=1.4)
 
 
-def test_a_cosine_appears_at_its_frequency_in_the_resampled_spectrum():
-    n, pixel = 1024, 0.7
-    y, x = np.mgrid[:n, :n]
+@pytest.mark.parametrize("shape", [(1024, 1024), (700, 1024), (1024, 620)])
+def test_a_cosine_appears_at_its_frequency_in_the_resampled_spectrum(shape):
+    pixel = 0.7
+    y, x = np.mgrid[: shape[0], : shape[1]]
     frequency = 0.1  # 1/Å, along x and y at 45 degrees
     image = np.cos(2 * np.pi * frequency / np.sqrt(2) * (x + y) * pixel)
     spectrum, fitted_pixel = amplitude_spectrum_from_image(image, pixel_size_angstrom=pixel, box_size=256,

@@ -1,10 +1,12 @@
 """Amplitude spectra for CTF fitting: from a micrograph, from movie frames, and background removal.
 
-Like CTFFIND 4 (``algorithms.md`` §3.2), one FFT of the whole (mean-padded, square)
-micrograph is taken. The spectrum is then reduced to ``box`` x ``box`` by averaging
-``k`` x ``k`` blocks centred on the Fourier grid (odd ``k``: plain blocks; even ``k``:
-``k + 1`` samples with half weights at both ends), which is CTFFIND's resampling to a
-pixel near the target followed by clipping the centre. ``k`` is chosen so that the
+Like CTFFIND 4 (``algorithms.md`` §3.2), one FFT of the whole micrograph is taken
+(padded with its mean only to FFT-friendly even sizes, not to a square). The spectrum
+is then reduced to ``box`` x ``box`` by averaging windows centred on the Fourier grid,
+``k`` samples wide along the longest side and ``k * n_short / n_long`` along the other
+(window weights are the overlap with each sample, so an odd integer ``k`` is a plain
+block and an even one has half weights at its ends); this is CTFFIND's resampling to
+a pixel near the target followed by clipping the centre. ``k`` is chosen so that the
 fitted pixel is at most the target pixel size.
 """
 
@@ -49,40 +51,57 @@ def spectrum_binning_factor(
     return max(1, min(k_max, wanted))
 
 
-def _block_weights(k: int) -> np.ndarray:
-    """Weights of one centred block: k ones (odd k) or [1/2, 1, ..., 1, 1/2] over k + 1 samples."""
-    if k % 2:
-        return np.ones(k) / k
-    weights = np.ones(k + 1)
-    weights[0] = weights[-1] = 0.5
-    return weights / k
+def _overlap_weights(centres: np.ndarray, width: float) -> tuple[np.ndarray, np.ndarray]:
+    """Window [c - width/2, c + width/2] around each centre, as weights on integer samples.
+
+    Sample r covers [r - 1/2, r + 1/2]; its weight is the overlap with the window
+    divided by ``width`` (so the weights of one window sum to 1). An integer odd
+    width gives ``width`` equal weights; an even one adds half weights at both ends.
+
+    Returns
+    -------
+    tuple of numpy.ndarray
+        (indices, weights), both (len(centres), L).
+    """
+    count = int(math.ceil(width)) + 2
+    low = centres - 0.5 * width
+    first = np.floor(low + 0.5).astype(np.int64)
+    indices = first[:, None] + np.arange(count)
+    overlap = np.minimum(indices + 0.5, (centres + 0.5 * width)[:, None]) - np.maximum(indices - 0.5, low[:, None])
+    return indices, np.clip(overlap, 0.0, None) / width
 
 
-def _bin_axis(data: np.ndarray, *, axis: int, centres: np.ndarray, k: int, period: int) -> np.ndarray:
-    """Weighted sum over centred blocks along one axis (indices wrap with ``period``)."""
-    weights = _block_weights(k)
-    half = (len(weights) - 1) // 2
+def _bin_axis(data: np.ndarray, *, axis: int, indices: np.ndarray, weights: np.ndarray) -> np.ndarray:
+    """Weighted sums of ``data`` along one axis, one output per row of (indices, weights)."""
     out = None
-    for offset, weight in zip(range(-half, half + 1), weights, strict=True):
-        part = np.take(data, (centres + offset) % period, axis=axis)
-        out = part * weight if out is None else out + part * weight
+    for column in range(indices.shape[1]):
+        shape = [1, 1]
+        shape[axis] = -1
+        part = np.take(data, indices[:, column], axis=axis) * weights[:, column].reshape(shape)
+        out = part if out is None else out + part
     return out
 
 
-def _binned_half_plane(amplitude: np.ndarray, *, n: int, box_size: int, k: int) -> np.ndarray:
-    """Bin an rfft2 amplitude (n, n//2+1) into the kx >= 0 half of a centred box: (box+1, box//2+1), ky = -box/2..box/2."""
+def _binned_half_plane(amplitude: np.ndarray, *, shape: tuple[int, int], box_size: int, step: tuple[float, float]) -> np.ndarray:
+    """Bin an rfft2 amplitude (ny, nx//2+1) onto the kx >= 0 half of a centred box: (box+1, box//2+1).
+
+    Output row j is ky = (j - box/2) * step[0] input rows, column i is kx = i * step[1]
+    input columns; each output sample averages a step x step window around it.
+    """
+    ny, nx = shape
     half_box = box_size // 2
     j = np.arange(-half_box, half_box + 1)
-    rows = _bin_axis(amplitude, axis=0, centres=(j * k) % n, k=k, period=n)  # (box, n//2+1), kx = 0..n/2
-    reach = (len(_block_weights(k)) - 1) // 2
+    rows_index, rows_weight = _overlap_weights(j * step[0], step[0])
+    rows = _bin_axis(amplitude, axis=0, indices=rows_index % ny, weights=rows_weight)  # (box+1, nx//2+1)
+    cols_index, cols_weight = _overlap_weights(np.arange(half_box + 1) * step[1], step[1])
+    reach = max(0, -int(cols_index.min()), int(cols_index.max()) - nx // 2)
     if reach:
-        # blocks around kx = 0 need kx < 0: |F(ky, -kx)| = |F(-ky, kx)|
-        negative = _bin_axis(amplitude[:, 1 : reach + 1], axis=0, centres=(-j * k) % n, k=k, period=n)
-        # and blocks around kx = n/2 need kx > n/2, i.e. -(n - kx) (n is even)
-        beyond = _bin_axis(amplitude[:, n // 2 - reach : n // 2], axis=0, centres=(-j * k) % n, k=k, period=n)
-        rows = np.concatenate([negative[:, ::-1], rows, beyond[:, ::-1]], axis=1)  # column c is kx = c - reach
-    kx_index = np.arange(half_box + 1) * k + reach
-    return _bin_axis(rows, axis=1, centres=kx_index, k=k, period=rows.shape[1])
+        # kx < 0 and kx > nx/2 come from |F(ky, -kx)| = |F(-ky, kx)| (rows binned around -ky)
+        negative = _bin_axis(amplitude, axis=0, indices=(-rows_index) % ny, weights=rows_weight)
+        left = negative[:, 1 : reach + 1][:, ::-1]
+        right = negative[:, nx // 2 - reach : nx // 2][:, ::-1]
+        rows = np.concatenate([left, rows, right], axis=1)  # column c is kx = c - reach
+    return _bin_axis(rows, axis=1, indices=cols_index + reach, weights=cols_weight)
 
 
 def amplitude_spectrum_from_image(
@@ -98,7 +117,7 @@ def amplitude_spectrum_from_image(
     Parameters
     ----------
     image
-        (ny, nx) micrograph; padded with its mean to a square of its largest side.
+        (ny, nx) micrograph (any aspect ratio; both sides >= box_size).
     pixel_size_angstrom
         Pixel size of the image (Å).
     box_size
@@ -126,17 +145,22 @@ def amplitude_spectrum_from_image(
     mean = float(data.mean(dtype=np.float64))
     if not math.isfinite(mean):
         raise InvalidParameters("micrograph contains NaN or infinite values", step=_STEP)
-    n = scipy.fft.next_fast_len(max(data.shape), real=True)
-    n += n % 2
+    shape = tuple(scipy.fft.next_fast_len(side, real=True) for side in data.shape)
+    shape = tuple(side + side % 2 for side in shape)
+    longest = max(shape)
     k = spectrum_binning_factor(
-        padded_size=n, pixel_size_angstrom=pixel_size_angstrom, box_size=box_size,
+        padded_size=longest, pixel_size_angstrom=pixel_size_angstrom, box_size=box_size,
         target_pixel_size_angstrom=target_pixel_size_angstrom,
     )
-    padded = np.full((n, n), mean, dtype=np.float32)
+    if min(shape) < box_size:
+        raise InvalidParameters(f"image {data.shape} is smaller than the spectrum box ({box_size} px)", step=_STEP)
+    padded = np.full(shape, mean, dtype=np.float32)
     padded[: data.shape[0], : data.shape[1]] = data
     padded -= mean
     amplitude = np.abs(scipy.fft.rfft2(padded, workers=workers))
-    return _assemble(amplitude, n=n, box_size=box_size, k=k), n * pixel_size_angstrom / (box_size * k)
+    spectrum_pixel = longest * pixel_size_angstrom / (box_size * k)
+    step = (k * shape[0] / longest, k * shape[1] / longest)
+    return _assemble(amplitude, shape=shape, box_size=box_size, step=step), spectrum_pixel
 
 
 def amplitude_spectrum_from_frames(
@@ -175,9 +199,9 @@ def amplitude_spectrum_from_frames(
     return total, pixel
 
 
-def _assemble(amplitude: np.ndarray, *, n: int, box_size: int, k: int) -> np.ndarray:
+def _assemble(amplitude: np.ndarray, *, shape: tuple[int, int], box_size: int, step: tuple[float, float]) -> np.ndarray:
     """Full centred (box, box) spectrum from the binned kx >= 0 half by Friedel symmetry."""
-    half_plane = _binned_half_plane(amplitude, n=n, box_size=box_size, k=k)  # (box+1, box/2+1)
+    half_plane = _binned_half_plane(amplitude, shape=shape, box_size=box_size, step=step)  # (box+1, box/2+1)
     half_box = box_size // 2
     spectrum = np.empty((box_size, box_size), dtype=np.float64)
     spectrum[:, half_box:] = half_plane[:box_size, :half_box]
