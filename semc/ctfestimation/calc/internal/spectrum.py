@@ -97,9 +97,10 @@ def _binned_half_plane(amplitude: np.ndarray, *, shape: tuple[int, int], box_siz
     reach = max(0, -int(cols_index.min()), int(cols_index.max()) - nx // 2)
     if reach:
         # kx < 0 and kx > nx/2 come from |F(ky, -kx)| = |F(-ky, kx)| (rows binned around -ky)
-        negative = _bin_axis(amplitude, axis=0, indices=(-rows_index) % ny, weights=rows_weight)
-        left = negative[:, 1 : reach + 1][:, ::-1]
-        right = negative[:, nx // 2 - reach : nx // 2][:, ::-1]
+        edges = np.concatenate([amplitude[:, 1 : reach + 1], amplitude[:, nx // 2 - reach : nx // 2]], axis=1)
+        negative = _bin_axis(edges, axis=0, indices=(-rows_index) % ny, weights=rows_weight)
+        left = negative[:, :reach][:, ::-1]
+        right = negative[:, reach:][:, ::-1]
         rows = np.concatenate([left, rows, right], axis=1)  # column c is kx = c - reach
     return _bin_axis(rows, axis=1, indices=cols_index + reach, weights=cols_weight)
 
