@@ -257,7 +257,7 @@ def _fill_table(mask: NDArray[np.bool_]) -> tuple[NDArray[np.int64], NDArray[np.
     return bad, cand, count
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, eq=False)  # arrays: identity equality, no hash of big data
 class DetectorCorrection:
     """Gain, dark and defects, applied to frames or group sums in float32.
 

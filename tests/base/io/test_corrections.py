@@ -178,3 +178,14 @@ def test_references_of_different_shapes_are_refused():
         DetectorCorrection(gain=np.ones((4, 4)), dark=np.zeros((4, 5)))
     with pytest.raises(InvalidParameters):
         DetectorCorrection(gain=np.ones((4, 4))).apply(np.ones((5, 5)))
+
+
+def test_a_correction_pickles_for_dask_and_corrects_the_same_after(rng):
+    import pickle
+
+    mask = np.zeros((16, 16), bool)
+    mask[5, :] = True
+    correction = DetectorCorrection(gain=rng.uniform(0.5, 1.5, (16, 16)), defect_mask=mask, seed=11)
+    frame = rng.poisson(3.0, (16, 16))
+    clone = pickle.loads(pickle.dumps(correction))
+    np.testing.assert_array_equal(clone.apply(frame, frame_index=2), correction.apply(frame, frame_index=2))
