@@ -22,7 +22,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from semc.base.errors import InvalidParameters
-from semc.simulation.movie import MovieTruth, _prepare
+from semc.simulation.movie import MovieTruth, exposure_prepare
 from semc.simulation.physics.models import DensityModel
 from semc.simulation.physics.noise import poisson_counts
 from semc.simulation.types import MovieSpec
@@ -90,7 +90,7 @@ def eer_events_simulate(
         raise InvalidParameters("EER needs a counting detector", step="simulation")
     if raw_frames_per_fraction < 1:
         raise InvalidParameters("raw_frames_per_fraction must be >= 1", step="simulation")
-    rngs, renderer, truth = _prepare(spec, seed, models, camera_seed)
+    rngs, renderer, truth = exposure_prepare(spec, seed, models, camera_seed)
     det, g_max, n = truth.detector, raw_frames_per_fraction, spec.n_frames
     lost = [0]
 

@@ -123,7 +123,8 @@ class SimulatedMicrograph:
     truth: MovieTruth
 
 
-def _streams(seed: int) -> dict[str, np.random.Generator]:
+def random_streams(seed: int) -> dict[str, np.random.Generator]:
+    """Independent generators for the specimen, the motion, the detector and the shot noise of one seed."""
     names = ("specimen", "motion", "detector", "noise")
     children = np.random.SeedSequence(int(seed)).spawn(len(names))
     return {n: np.random.default_rng(c) for n, c in zip(names, children)}
@@ -180,8 +181,12 @@ def scene_spectrum(
     return total.astype(np.complex64)
 
 
-class _Renderer:
-    """Per-frame expected images of one scene (shared by movies and tilt series)."""
+class FrameRenderer:
+    """Per-frame expected images of one scene (shared by movies, EER events and tilt series).
+
+    ``scene`` is the output of :func:`scene_spectrum`; ``attenuation`` the
+    zero-loss fraction that scales every frame.
+    """
 
     def __init__(self, spec: MovieSpec, scene: NDArray[np.complex64], trajectory: Trajectory,
                  local: LocalField | None, attenuation: float) -> None:
@@ -234,10 +239,13 @@ class _Renderer:
         return (np.float32(c.sum()) + 2.0 * contrast).astype(np.float32)
 
 
-def _prepare(spec: MovieSpec, seed: int, models: dict[str, DensityModel] | None, camera_seed: int | None = None):
-    rngs = _streams(seed)
+def exposure_prepare(
+    spec: MovieSpec, seed: int, models: dict[str, DensityModel] | None, camera_seed: int | None = None
+) -> tuple[dict[str, np.random.Generator], "FrameRenderer", MovieTruth]:
+    """Draw everything of one exposure except the shot noise: streams, renderer, truth."""
+    rngs = random_streams(seed)
     if camera_seed is not None:  # one camera shared by many exposures (a session)
-        rngs["detector"] = _streams(camera_seed)["detector"]
+        rngs["detector"] = random_streams(camera_seed)["detector"]
     lib = _models_for(spec, models)
     h, w = (spec.shape[0] * spec.pixel_size_angstrom, spec.shape[1] * spec.pixel_size_angstrom)
     placement = place_particles(rngs["specimen"], models=lib, n_particles=spec.specimen.n_particles,
@@ -249,7 +257,7 @@ def _prepare(spec: MovieSpec, seed: int, models: dict[str, DensityModel] | None,
     det = detector_generate(rngs["detector"], spec=spec.detector, shape=spec.shape)
     mfp = spec.specimen.zero_loss_mean_free_path_angstrom
     att = float(np.exp(-spec.specimen.ice_thickness_angstrom / mfp)) if mfp > 0 else 1.0
-    renderer = _Renderer(spec, scene, traj, local, att)
+    renderer = FrameRenderer(spec, scene, traj, local, att)
     truth = MovieTruth(spec, int(seed), traj, local, placement, det, renderer.frame_dose,
                        renderer.mid_dose, att)
     return rngs, renderer, truth
@@ -266,7 +274,7 @@ def movie_stream(
     draws the detector (gain, defects) from its own seed, so that every
     exposure of a session shares one camera.
     """
-    rngs, renderer, truth = _prepare(spec, seed, models, camera_seed)
+    rngs, renderer, truth = exposure_prepare(spec, seed, models, camera_seed)
 
     def frames() -> Iterator[NDArray]:
         for i in range(spec.n_frames):

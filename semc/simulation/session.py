@@ -259,9 +259,9 @@ def session_run(
         d.mkdir(parents=True, exist_ok=True)
     first = plan.exposures[0]
     from semc.simulation.physics.detector import detector_generate
-    from semc.simulation.movie import _streams
+    from semc.simulation.movie import random_streams
 
-    camera = detector_generate(_streams(plan.camera_seed)["detector"], spec=first.movie.detector,
+    camera = detector_generate(random_streams(plan.camera_seed)["detector"], spec=first.movie.detector,
                                shape=first.movie.shape)
     camera_references_write(camera, first.movie.shape, gain_path=plan.gain_path,
                             defects_path=plan.defects_text_path, defect_map_path=plan.defects_map_path,

@@ -29,7 +29,7 @@ import scipy.fft as sfft
 
 from semc.base.io import write_tiff_movie
 from semc.base.parallel import fft_workers
-from semc.simulation.movie import _Renderer, scene_spectrum
+from semc.simulation.movie import FrameRenderer, scene_spectrum
 from semc.simulation.physics.detector import counts_sample, detector_generate
 from semc.simulation.physics.models import DensityModel, model_library
 from semc.simulation.physics.motion import local_field_generate, shift_filter, trajectory_generate
@@ -136,7 +136,7 @@ class TiltSeriesSimulation:
         local = local_field_generate(rng, spec=spec.motion, shape=spec.shape, n_frames=spec.n_frames)
         mfp = c.zero_loss_mean_free_path_angstrom
         att = math.exp(-spec.specimen.ice_thickness_angstrom / mfp) if mfp > 0 else 1.0
-        renderer = _Renderer(spec, scene, traj, local, att)
+        renderer = FrameRenderer(spec, scene, traj, local, att)
         gain = camera.gain_reference
         total = np.zeros((spec.shape[0], spec.shape[1] // 2 + 1), dtype=np.complex64)
         frames = []
