@@ -20,7 +20,7 @@ from semc.simulation import session as session_module
 from semc.simulation.session import CAMERA_PRESETS, SessionSpec, session_plan, session_rows_write, session_run
 from semc.simulation.types import DetectorSpec, MotionSpec, MovieSpec, OpticsSpec, SpecimenSpec
 
-__all__ = ["build_parser", "movie_spec_from_args", "session_spec_from_args", "main"]
+__all__ = ["build_parser", "movie_spec_from_args", "structures_from_args", "session_spec_from_args", "main"]
 
 
 def _movie_parser(sub) -> None:
@@ -43,6 +43,8 @@ def _movie_parser(sub) -> None:
     p.add_argument("--bfactor", type=float, default=0.0, help="envelope B, Å²")
     p.add_argument("--particles", type=int, default=40)
     p.add_argument("--model", action="append", default=None, help="library model name (repeatable)")
+    p.add_argument("--structure", type=Path, action="append", default=None,
+                   help="PDB or mmCIF file (.cif/.mmcif) used as a particle model, named by its stem (repeatable)")
     p.add_argument("--ice-thickness", type=float, default=300.0, help="Å")
     p.add_argument("--carbon", type=float, default=0.0, help="carbon thickness, Å (0: none)")
     p.add_argument("--motion", type=float, default=4.0, help="global motion amplitude, px")
@@ -101,13 +103,26 @@ def movie_spec_from_args(args: argparse.Namespace) -> MovieSpec:
                           defocus1_angstrom=df + args.astigmatism / 2, defocus2_angstrom=df - args.astigmatism / 2,
                           astigmatism_azimuth_degree=args.azimuth, phase_shift_radian=args.phase_shift,
                           bfactor_angstrom2=args.bfactor),
-        specimen=SpecimenSpec(n_particles=args.particles, models=tuple(args.model or ["globular"]),
+        specimen=SpecimenSpec(n_particles=args.particles,
+                              models=tuple((args.model or []) + [p.stem for p in args.structure or []])
+                              or ("globular",),
                               ice_thickness_angstrom=args.ice_thickness, carbon_thickness_angstrom=args.carbon),
         motion=MotionSpec(global_amplitude_px=args.motion, drift_px_per_frame=args.drift,
                           local_amplitude_px=args.local_motion, intra_frame_blur=not args.no_blur),
         detector=DetectorSpec(gain_sigma=args.gain_sigma, n_hot_pixels=args.hot_pixels,
                               n_dead_columns=args.dead_columns),
         radiation_damage=not args.no_damage)
+
+
+def structures_from_args(args: argparse.Namespace) -> dict:
+    """Particle models read from ``--structure`` files, by file stem."""
+    from semc.simulation.physics.models import model_from_mmcif_text, model_from_pdb_text
+
+    models = {}
+    for path in args.structure or []:
+        reader = model_from_mmcif_text if path.suffix.lower() in (".cif", ".mmcif") else model_from_pdb_text
+        models[path.stem] = reader(path.read_text(), name=path.stem)
+    return models
 
 
 def session_spec_from_args(args: argparse.Namespace) -> SessionSpec:
@@ -128,7 +143,8 @@ def _run(args: argparse.Namespace) -> int:
         from semc.simulation.writers import movie_write
 
         files = movie_write(movie_spec_from_args(args), args.seed, directory=args.out, name=args.name,
-                            fmt=args.format, eer_raw_frames_per_fraction=args.eer_fraction)
+                            fmt=args.format, eer_raw_frames_per_fraction=args.eer_fraction,
+                            models=structures_from_args(args))
         print(f"movie: {files.movie}\ntruth: {files.truth}")
         return 0
     if args.command == "tiltseries":

@@ -48,3 +48,15 @@ def test_session_subcommand_writes_files_only_or_refuses_without_the_rows_writer
 def test_unknown_camera_is_a_usage_error():
     with pytest.raises(SystemExit):
         build_parser().parse_args(["session", "--name", "s", "--root", "r", "--camera", "k2"])
+
+
+def test_movie_subcommand_takes_a_pdb_structure_as_particle_model(tmp_path):
+    pdb = tmp_path / "tiny.pdb"
+    pdb.write_text("".join(
+        f"ATOM  {i:5d}  CA  ALA A{i:4d}    {10 + 3 * i:8.3f}{5.0:8.3f}{2.0 * i:8.3f}  1.00 20.00           C\n"
+        for i in range(1, 30)))
+    rc = main(["movie", "--out", str(tmp_path), "--name", "p", "--format", "mrc", "--shape", "64", "64",
+               "--frames", "2", "--particles", "3", "--structure", str(pdb)])
+    assert rc == 0
+    truth = json.loads((tmp_path / "p.truth.json").read_text())
+    assert {p["model"] for p in truth["particles"]} == {"tiny"}
