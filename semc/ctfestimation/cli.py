@@ -167,3 +167,7 @@ def ctffind_main(argv: list[str] | None = None, *, stdin: TextIO | None = None, 
         stdout.write(f"\nError: {error}\n")
         stdout.flush()
         return 1
+    except Exception as error:  # the program's boundary: CTFFIND's clients read a message, not a traceback
+        stdout.write(f"\nError: internal error ({type(error).__name__}: {error}); please report it\n")
+        stdout.flush()
+        return 2
