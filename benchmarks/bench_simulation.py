@@ -113,14 +113,14 @@ def main() -> int:
                 return 1
             runs.append(json.loads(res.stdout.strip().splitlines()[-1]))
         secs = [r["seconds"] for r in runs]
-        rows.append((name, statistics.median(secs), min(secs), max(r["rss_gb"] for r in runs), len(runs)))
+        rows.append((name, statistics.median(secs), min(secs), max(r["rss_gb"] for r in runs), secs))
     print(f"Machine: {platform.node()} ({os.cpu_count()} CPUs, {platform.machine()}), {_versions()}")
     print(f"Command: python benchmarks/bench_simulation.py --cases {args.cases} --repeats {args.repeats}")
     print(f"SEMC_FFT_WORKERS={os.environ.get('SEMC_FFT_WORKERS', '(default: all CPUs)')}\n")
-    print("| case | median s | min s | peak RSS GB | runs |")
+    print("| case | median s | min s | peak RSS GB | every run, s |")
     print("|---|---|---|---|---|")
-    for name, med, lo, rss, n in rows:
-        print(f"| {name} | {med:.2f} | {lo:.2f} | {rss:.2f} | {n} |")
+    for name, med, lo, rss, secs in rows:
+        print(f"| {name} | {med:.2f} | {lo:.2f} | {rss:.2f} | {', '.join(f'{v:.2f}' for v in secs)} |")
     return 0
 
 
