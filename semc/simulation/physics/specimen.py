@@ -26,8 +26,12 @@ __all__ = ["Placement", "place_particles", "blobs_in_lab", "project_blobs", "sla
 
 _MIN_SIGMA_PX = 0.6
 _CHUNK_VALUES = 4_000_000
-#: phenomenological texture of vitreous ice: projected-potential RMS per √Å of thickness (V·Å / √Å)
-_ICE_TEXTURE_V_PER_SQRT_A = 1.0
+#: integrated potential of one water molecule (4.9 V mean inner potential × 30 Å³), V·Å³
+_WATER_POTENTIAL_V_A3 = 147.0
+#: volume per water molecule in vitreous ice, Å³
+_WATER_VOLUME_A3 = 30.0
+#: structure factor of the ice texture: S(0) and the wavenumber (1/Å) where it rises
+_ICE_S0, _ICE_K1 = 0.05, 0.12
 #: mean inner potential of amorphous carbon, V
 _CARBON_MIP_V = 8.0
 
@@ -149,11 +153,15 @@ def ice_texture(
     rng: np.random.Generator, *, shape: tuple[int, int], pixel_size_angstrom: float,
     thickness_angstrom: float, strength: float,
 ) -> NDArray[np.float64]:
-    """A Gaussian random field (V·Å) standing for the density fluctuations of vitreous ice.
+    """A Gaussian random field (V·Å) for the density fluctuations of vitreous ice.
 
-    White noise low-passed with a Gaussian of σ = 1.5 Å (about half the water–water distance),
-    scaled to RMS strength · 1 V·Å/√Å · √thickness. Phenomenological, not
-    derived from a molecular model; independent between calls.
+    Independent molecules would give a white projected potential of RMS
+    v_m · sqrt(t / (V_m · a²)) per pixel (v_m = 147 V·Å³ per water molecule,
+    i.e. 4.9 V × V_m, V_m = 30 Å³, t the thickness, a the pixel size). The
+    liquid's structure factor suppresses long wavelengths; we use
+    S(k) = s₀ + (1 − s₀)(1 − exp(−(k / k₁)²)) with s₀ = 0.05, k₁ = 0.12 Å⁻¹,
+    and a molecular form factor exp(−2π² σ² k²), σ = 1.5 Å. A phenomenological
+    model that gives Thon rings at realistic strength; ``strength`` scales it.
     """
     if strength <= 0 or thickness_angstrom <= 0:
         return np.zeros(shape)
@@ -161,13 +169,14 @@ def ice_texture(
 
     from semc.base.parallel import fft_workers
 
-    noise = rng.standard_normal(shape)
+    rms = _WATER_POTENTIAL_V_A3 * math.sqrt(thickness_angstrom / (_WATER_VOLUME_A3 * pixel_size_angstrom**2))
+    noise = rng.standard_normal(shape) * (strength * rms)
     ky = np.fft.fftfreq(shape[0], d=pixel_size_angstrom)[:, None]
     kx = np.fft.rfftfreq(shape[1], d=pixel_size_angstrom)[None, :]
-    filt = np.exp(-2 * (math.pi * 1.5) ** 2 * (kx * kx + ky * ky))
-    field = sfft.irfft2(sfft.rfft2(noise, workers=fft_workers()) * filt, s=shape, workers=fft_workers())
-    field *= strength * _ICE_TEXTURE_V_PER_SQRT_A * math.sqrt(thickness_angstrom) / max(field.std(), 1e-12)
-    return field
+    k2 = kx * kx + ky * ky
+    s_k = _ICE_S0 + (1 - _ICE_S0) * (1 - np.exp(-k2 / _ICE_K1**2))
+    filt = np.sqrt(s_k) * np.exp(-2 * (math.pi * 1.5) ** 2 * k2)
+    return sfft.irfft2(sfft.rfft2(noise, workers=fft_workers()) * filt, s=shape, workers=fft_workers())
 
 
 def carbon_potential(
