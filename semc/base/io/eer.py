@@ -202,6 +202,9 @@ class EerMovie(MovieReader):
             for start, stop in bounds:
                 yield self._group_counts(start, stop)
             return
+        if len(bounds) < threads:  # few, long groups: split each one over the threads
+            yield from self._split_group_sums(bounds, threads)
+            return
         with ThreadPoolExecutor(max_workers=threads, thread_name_prefix="eer") as pool:
             pending: deque = deque()
             todo = iter(bounds)
@@ -215,6 +218,17 @@ class EerMovie(MovieReader):
                 if nxt is not None:
                     pending.append(pool.submit(self._group_counts, *nxt))
                 yield result
+
+
+    def _split_group_sums(self, bounds: list[tuple[int, int]], threads: int) -> Iterator[NDArray[np.float32]]:
+        with ThreadPoolExecutor(max_workers=threads, thread_name_prefix="eer") as pool:
+            for start, stop in bounds:
+                edges = np.linspace(start, stop, min(threads, stop - start) + 1).astype(int)
+                parts = pool.map(lambda ab: self._group_counts(*ab), zip(edges[:-1], edges[1:]))
+                total = next(parts)
+                for part in parts:
+                    total += part
+                yield total
 
 
 # writing -----------------------------------------------------------------

@@ -219,3 +219,15 @@ def test_a_frame_that_ends_early_is_corrupt_unless_permissive(tmp_path, rng):
         with pytest.warns(RuntimeWarning, match="frame 1"):
             frames_read = movie.read_frames()
     assert frames_read.shape == (2, 64, 64)
+
+
+def test_one_long_group_split_over_threads_equals_the_frame_sum(tmp_path, rng, monkeypatch):
+    sensor = (64, 64)
+    frames, _ = eer_frames(rng, 9, sensor, 0.2)
+    path = tmp_path / "one.eer"
+    write_eer(path, frames, sensor_shape=sensor)
+    monkeypatch.setenv("SEMC_IO_THREADS", "2")
+    with open_movie(path) as movie:
+        (total,) = movie.read_grouped(FrameGrouping.fixed(9, 9))
+        expected = movie.read_frames().sum(axis=0, dtype=np.float32)
+    np.testing.assert_array_equal(total, expected)
