@@ -19,7 +19,14 @@ by M. Leichsenring, 2023, as read by imagecodecs' ``imcd_eer_decode``):
 65000 and the all-ones run: imagecodecs (after the EER 3.0 document) reads no
 sub-pixel bits after a run of 255; RELION (and the 12-bit pair packing of the
 original 65000 format) always reads them. :class:`EerCoding` carries the
-choice as ``max_run_has_subpixel``; see infra.md §3.
+choice as ``max_run_has_subpixel``; readers default to RELION's reading, which
+``tests/base/io/test_eer_relion.py`` checks against RELION 3.1.3's renderer
+(infra.md §3). Both readings agree on streams without a run of 255.
+
+Verified against independent decoders: 65000/65001 against imagecodecs and
+RELION 3.1.3; 65002 (7+1+1, 7+2+2 and other widths) against imagecodecs'
+``eer_decode`` and tifffile (tags 65007-65009), on streams written by our own
+encoder only: no real 65002 file was available.
 """
 
 from __future__ import annotations
