@@ -80,11 +80,3 @@ def test_motioncorr_log_has_the_classic_header_and_one_line_per_frame():
         "......Add Frame #004 with xy shift: -0.50000 0.25000",
     ]
 
-
-def test_drift_statistics_rank_frame_to_frame_distances():
-    from semc.motioncorrection.calc.appion import drift_statistics
-
-    positions = ((0.0, 0.0), (3.0, 4.0), (3.0, 5.0), (3.0, 7.0), (3.0, 7.5))
-    stats = drift_statistics(positions)  # drifts 5, 1, 2, 0.5
-    assert stats.top_values == (5.0, 2.0, 1.0) and stats.top_indices == (0, 2, 1)
-    assert stats.median == 1.5

@@ -13,8 +13,7 @@ from dataclasses import dataclass
 from semc.base.errors import InvalidParameters
 
 __all__ = ["AxisGeometry", "aligned_preset_name", "aligned_filename", "aligned_axis_geometry",
-           "use_frames_for_aligned", "DriftStatistics", "motioncorr_positions", "motioncorr_log_text",
-           "drift_statistics"]
+           "use_frames_for_aligned", "motioncorr_positions", "motioncorr_log_text"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -72,16 +71,6 @@ def use_frames_for_aligned(summed_frames: tuple[int, ...], n_saved_frames: int) 
     return tuple(summed_frames)
 
 
-@dataclass(frozen=True, slots=True)
-class DriftStatistics:
-    """ApDDAlignStatsData values: the three largest frame-to-frame drifts (pixels) and their base-0
-    indices, and the median drift."""
-
-    top_values: tuple[float, ...]
-    top_indices: tuple[int, ...]
-    median: float
-
-
 def motioncorr_positions(shifts_px: tuple[tuple[float, float], ...], *, output_bin: float = 1.0
                          ) -> tuple[tuple[float, float], ...]:
     """Frame positions in the motioncorr convention (compat §5.4): negated, re-centred on the frame at
@@ -99,16 +88,3 @@ def motioncorr_log_text(positions: tuple[tuple[float, float], ...], *, throw: in
     lines = [f"Sum Frame #000 - #{n:03d} (Reference Frame #{n // 2:03d}):"]
     lines += [f"......Add Frame #{i + throw:03d} with xy shift: {x:.5f} {y:.5f}" for i, (x, y) in enumerate(positions)]
     return "\n".join(lines) + "\n"
-
-
-def drift_statistics(positions: tuple[tuple[float, float], ...]) -> DriftStatistics:
-    """Frame-to-frame drift = distance between consecutive positions; top 3 and median (compat §5.4)."""
-    import math
-    import statistics
-
-    drifts = [math.dist(a, b) for a, b in zip(positions, positions[1:])]
-    if not drifts:
-        return DriftStatistics(top_values=(), top_indices=(), median=0.0)
-    order = sorted(range(len(drifts)), key=lambda i: drifts[i], reverse=True)[:3]
-    return DriftStatistics(top_values=tuple(drifts[i] for i in order), top_indices=tuple(order),
-                           median=float(statistics.median(drifts)))

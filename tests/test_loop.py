@@ -1,0 +1,156 @@
+"""The daemon end to end on a real LocalCluster and the test database (SQLite, or MariaDB in CI's second
+pass): every exposure processed once, classic rows and files as specified, restarts store nothing twice,
+broken inputs are deferred or failed while the rest of the session proceeds."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import mrcfile
+import numpy as np
+import pytest
+
+from semc import models as m
+from semc.cluster import cluster_open
+from semc.loop import Controller, LoopParams
+from semc.models.semc import ExposureStep, StepState
+from semc.motioncorrection.task import MotionCorrectionTaskConfig
+from semc.motioncorrection.types import MotionCorrectionParams
+from semc.pipeline import PipelineConfig
+from tests.factories import session_populate
+
+pytestmark = [pytest.mark.django_db(databases="__all__", transaction=True), pytest.mark.slow]
+
+SIZE, FRAMES = 192, 8
+TRUE_STEP = (1.0, -0.5)  # content moves by this many pixels per frame
+
+
+def _movie(path: Path, seed: int) -> None:
+    rng = np.random.default_rng(seed)
+    texture = rng.normal(size=(SIZE, SIZE))
+    kernel = np.exp(-0.5 * (np.fft.fftfreq(SIZE)[:, None] ** 2 + np.fft.fftfreq(SIZE)[None, :] ** 2) / 0.05 ** 2)
+    texture = np.real(np.fft.ifft2(np.fft.fft2(texture) * kernel))
+    texture = 5 + 3 * texture / texture.std()
+    ky, kx = np.meshgrid(np.fft.fftfreq(SIZE), np.fft.fftfreq(SIZE), indexing="ij")
+    frames = []
+    for i in range(FRAMES):
+        dx, dy = TRUE_STEP[0] * i, TRUE_STEP[1] * i
+        shifted = np.real(np.fft.ifft2(np.fft.fft2(texture) * np.exp(-2j * np.pi * (kx * dx + ky * dy))))
+        frames.append(rng.poisson(np.clip(shifted, 0, None)).astype(np.float32))
+    with mrcfile.new(path, overwrite=True) as mrc:
+        mrc.set_data(np.stack(frames))
+        mrc.voxel_size = 1.0
+
+
+@pytest.fixture
+def session(tmp_path):
+    frames, images = tmp_path / "frames", tmp_path / "leginon"
+    frames.mkdir(), images.mkdir()
+    populated = session_populate(n_images=4, frame_path=str(frames), image_path=str(images))
+    m.CameraEMData.objects.update(dimension_x=SIZE, dimension_y=SIZE, binning_x=1, binning_y=1, nframes=FRAMES,
+                                  tiff_frames=False, exposure_time=None, frame_time=None, use_frames=None)
+    m.CorrectorPlanData.objects.update(bad_cols="()", bad_pixels="()")
+    m.AcquisitionImageData.objects.update(norm=None)
+    m.PixelSizeCalibrationData.objects.update(pixelsize=1.0e-10)
+    for index, image in enumerate(populated.images):
+        _movie(frames / f"{image.filename}.frames.mrc", seed=index)
+    return populated
+
+
+def _params(tmp_path, **overrides) -> LoopParams:
+    mc = MotionCorrectionTaskConfig(params=MotionCorrectionParams(patches_xy=(0, 0), iterations=5, group_global=1,
+                                                                  alignment_size_px=SIZE),
+                                    rundir=str(tmp_path / "ddstack1"), settle_s=5.0)
+    values = dict(session="26nov23a", preset="enn", steps=("motioncorrection",), rundir=str(tmp_path / "ddstack1"),
+                  runname="ddstack1", pipeline=PipelineConfig(steps=("motioncorrection",), motioncorrection=mc),
+                  engines={"motioncorrection": "builtin"}, wait=False, poll_interval_s=0.2, max_attempts=2,
+                  backoff_base_s=0.2, defer_retry_s=0.2, grace_s=2.0)
+    values.update(overrides)
+    return LoopParams(**values)
+
+
+def _run(params: LoopParams) -> Controller:
+    with cluster_open("local", n_workers=1) as cluster:
+        controller = Controller(params, cluster)
+        controller.prepare()
+        try:
+            controller.run_loop()
+        finally:
+            controller.shutdown(failed=False)
+    return controller
+
+
+def test_every_exposure_is_corrected_and_stored_once_with_classic_rows_and_files(tmp_path, session):
+    _run(_params(tmp_path))
+    raw_ids = {i.pk for i in session.images}
+    pairs = list(m.ApDDAlignImagePairData.objects.values_list("source_id", "result_id"))
+    assert sorted(s for s, _ in pairs) == sorted(list(raw_ids) * 2)  # -a and -a-DW per exposure
+    results = {r.pk: r for r in m.AcquisitionImageData.objects.filter(id__in=[r for _, r in pairs])}
+    names = sorted(r.filename for r in results.values())
+    assert names == sorted([f"{i.filename}-a" for i in session.images] + [f"{i.filename}-a-DW" for i in session.images])
+    for aligned in results.values():
+        assert aligned.preset.name in ("enn-a", "enn-a-DW")
+        assert aligned.camera.align_frames is True and aligned.camera.dimension_x == SIZE
+        path = Path(session.session.image_path) / aligned.image
+        with mrcfile.open(path, permissive=False) as mrc:
+            assert mrc.data.shape == (SIZE, SIZE)
+    rundir = tmp_path / "ddstack1"
+    for image in session.images:
+        log = (rundir / f"{image.filename}_st_Log.txt").read_text().splitlines()
+        assert log[0] == f"Sum Frame #000 - #{FRAMES:03d} (Reference Frame #{FRAMES // 2:03d}):"
+        assert len(log) == FRAMES + 1
+    trajectories = m.ApDDFrameTrajectoryData.objects.all()
+    assert trajectories.count() == 4
+    for trajectory in trajectories:
+        # positions: negated correction relative to the middle frame = content displacement - middle
+        assert trajectory.last_x == pytest.approx(TRUE_STEP[0] * (FRAMES - 1 - FRAMES // 2), abs=0.15)
+        assert trajectory.last_y == pytest.approx(TRUE_STEP[1] * (FRAMES - 1 - FRAMES // 2), abs=0.15)
+    stats = m.ApDDAlignStatsData.objects.all()
+    assert stats.count() == 4 and all(s.trajectory_id and s.apix == pytest.approx(1.0) for s in stats)
+    assert all(s.median_shift_value == pytest.approx(np.hypot(*TRUE_STEP), abs=0.15) for s in stats)
+    lines = ExposureStep.objects.all()
+    assert {line.state for line in lines} == {StepState.DONE} and lines.count() == 4
+    assert all(line.stored_at and line.worker_host and "align_global" in line.durations for line in lines)
+    assert m.ApAppionJobData.objects.get().status == "D"
+    assert not list(rundir.glob(".attempts/*")) and not list(rundir.glob("*_c.mrc"))
+
+
+def test_a_restart_stores_nothing_twice(tmp_path, session):
+    _run(_params(tmp_path))
+    counts = {model: model.objects.count() for model in (m.ApDDAlignImagePairData, m.AcquisitionImageData,
+                                                           m.ApDDFrameTrajectoryData, m.ApDDAlignStatsData)}
+    controller = _run(_params(tmp_path))
+    assert controller.submissions == {}
+    assert {model: model.objects.count() for model in counts} == counts
+
+
+def test_a_movie_still_being_written_is_deferred_then_processed(tmp_path, session):
+    growing = Path(session.session.frame_path) / f"{session.images[0].filename}.frames.mrc"
+    complete = growing.read_bytes()
+    growing.write_bytes(complete[: len(complete) // 2])  # fresh mtime: a transfer in progress
+    params = _params(tmp_path, wait=True, idle_exit_s=4.0)
+    import threading
+
+    threading.Timer(2.0, growing.write_bytes, args=(complete,)).start()
+    _run(params)
+    line = ExposureStep.objects.get(exposure_id=session.images[0].pk)
+    assert line.state == StepState.DONE and line.attempts == 0
+    assert m.ApDDAlignImagePairData.objects.filter(source_id=session.images[0].pk).count() == 2
+
+
+def test_missing_and_corrupt_movies_are_deferred_and_failed_while_the_rest_proceeds(tmp_path, session):
+    missing, corrupt = session.images[0], session.images[1]
+    (Path(session.session.frame_path) / f"{missing.filename}.frames.mrc").unlink()
+    broken = Path(session.session.frame_path) / f"{corrupt.filename}.frames.mrc"
+    broken.write_bytes(broken.read_bytes()[:5000])  # truncated, and unchanged for a minute: never coming
+    os.utime(broken, (broken.stat().st_atime - 60, broken.stat().st_mtime - 60))
+    _run(_params(tmp_path))
+    lines = {line.exposure_id: line for line in ExposureStep.objects.all()}
+    assert lines[missing.pk].state == StepState.DEFERRED and lines[missing.pk].attempts == 0
+    assert "movie" in lines[missing.pk].last_error
+    assert lines[corrupt.pk].state == StepState.QUARANTINED and lines[corrupt.pk].attempts == 2
+    assert corrupt.filename in lines[corrupt.pk].last_error or "frames.mrc" in lines[corrupt.pk].last_error
+    done = {pk for pk, line in lines.items() if line.state == StepState.DONE}
+    assert done == {session.images[2].pk, session.images[3].pk}
+    assert not m.ApDDAlignImagePairData.objects.filter(source_id__in=[missing.pk, corrupt.pk]).exists()
