@@ -154,3 +154,32 @@ def test_missing_and_corrupt_movies_are_deferred_and_failed_while_the_rest_proce
     done = {pk for pk, line in lines.items() if line.state == StepState.DONE}
     assert done == {session.images[2].pk, session.images[3].pk}
     assert not m.ApDDAlignImagePairData.objects.filter(source_id__in=[missing.pk, corrupt.pk]).exists()
+
+
+def test_ctf_is_chained_on_the_fresh_aligned_sum_and_stored_against_the_aligned_image(tmp_path, session):
+    from semc.ctfestimation.task import ctf_task_config
+    import starfile
+
+    base = _params(tmp_path)
+    ctf = ctf_task_config(rundir=base.rundir, box=128, resmin=30.0, resmax=6.0, defocus_range=(5000.0, 40000.0))
+    steps = ("motioncorrection", "ctfestimation")
+    params = _params(tmp_path, steps=steps, pipeline=PipelineConfig(steps=steps, motioncorrection=base.pipeline
+                                                                    .motioncorrection, ctfestimation=ctf))
+    _run(params)
+    rows = list(m.ApCtfData.objects.all())
+    assert len(rows) == 4
+    aligned = {r.pk: r for r in m.AcquisitionImageData.objects.filter(id__in=[row.image_id for row in rows])}
+    assert sorted(a.filename for a in aligned.values()) == sorted(f"{i.filename}-a" for i in session.images)
+    rundir = Path(base.rundir)
+    for row in rows:
+        assert abs(row.defocus1) <= abs(row.defocus2) and -90 < row.angle_astigmatism <= 90
+        assert row.acerun.name == "ddstack1" and row.acerun.ctffind4_params.fieldsize == 128
+        assert (rundir / "opimages" / row.graph3).is_file() and (rundir / "opimages" / row.graph4).is_file()
+        assert (rundir / row.ctfvalues_file).is_file()
+    lines = ExposureStep.objects.filter(step="ctfestimation")
+    assert {line.state for line in lines} == {StepState.DONE}
+    view = starfile.read(rundir / "micrographs_ctf.star")["micrographs"]
+    assert sorted(view["rlnMicrographName"]) == sorted(str(Path(session.session.image_path) / a.image)
+                                                       for a in aligned.values())
+    motion = starfile.read(rundir / "corrected_micrographs.star")["micrographs"]
+    assert len(motion) == 4 and (motion["rlnAccumMotionTotal"] > 0).all()
