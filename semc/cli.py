@@ -28,6 +28,7 @@ logger = logging.getLogger(__name__)
 SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "init": ("semc.commands.init", "create the data directory and the databases (run once)"),
     "config": ("semc.commands.config", "print the effective configuration (secrets masked)"),
+    "simulate": ("semc.commands.simulate", "simulate movies, Leginon sessions and tilt series with ground truth"),
     "loop": ("semc.commands.loop", "process a session: motion correction and CTF estimation, streaming"),
 }
 

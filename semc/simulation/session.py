@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import logging
 import time
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
@@ -52,7 +52,7 @@ class CameraPreset:
 
 
 CAMERA_PRESETS = {
-    "small": CameraPreset("SimCam", (512, 512), "mrc", 1.0, 10, 100.0, 5.0e-6),
+    "small": CameraPreset("SimCam", (1024, 1024), "mrc", 1.0, 10, 100.0, 5.0e-6),  # 512² is too small for CTF
     "k3": CameraPreset("GatanK3", (4092, 5760), "tiff", 0.826, 40, 50.0, 5.0e-6),
     "falcon4-eer": CameraPreset("Falcon4EC", (4096, 4096), "eer", 0.725, 1000, 1000.0 / 248.0, 14.0e-6),
 }
@@ -207,12 +207,12 @@ def session_plan(spec: SessionSpec) -> SessionPlan:
 RowsWriter = Callable[..., None]
 
 #: flipped to True once :func:`session_rows_write` writes rows (the CLI refuses to run without --files-only until then)
-ROWS_WRITER_READY = False
+ROWS_WRITER_READY = True
 
 
 def session_rows_write(plan: SessionPlan, exposure: PlannedExposure, files: ExposureFiles, *,
                        acquired_at: float) -> None:
-    """Write Leginon's rows for one exposure (to be implemented against ``semc.models``).
+    """Write Leginon's rows for one exposure (idempotent per file name).
 
     Inputs it gets, and what they map to:
 
@@ -237,12 +237,12 @@ def session_rows_write(plan: SessionPlan, exposure: PlannedExposure, files: Expo
       (``SEQ|bad_cols`` = dead columns, ``SEQ|bad_pixels`` = hot pixels (x, y),
       both in ``<exposure>.truth.json`` under ``detector``), and the project rows.
 
-    Raises
-    ------
-    NotImplementedError
-        Until the Leginon models land (the CLI reports it and suggests ``--files-only``).
+    Needs Django set up (the ``semc simulate session`` command does it). Implemented in
+    :mod:`semc.simulation.leginon_rows`.
     """
-    raise NotImplementedError("Leginon rows for simulated sessions are not written yet; use --files-only")
+    from semc.simulation.leginon_rows import session_rows_write_leginon
+
+    session_rows_write_leginon(plan, exposure, files, acquired_at=acquired_at)
 
 
 def session_run(
