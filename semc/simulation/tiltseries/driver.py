@@ -17,7 +17,6 @@ import logging.handlers
 import multiprocessing as mp
 import queue as queue_module
 import traceback
-from pathlib import Path
 
 from semc.base.errors import ConfigurationError, ProcessingError
 from semc.simulation.tiltseries.assembler import assembler_create
