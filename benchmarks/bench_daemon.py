@@ -1,0 +1,154 @@
+"""Daemon benchmarks: planner cost on a 100,000-exposure session, and a live replay's latency.
+
+    python benchmarks/bench_daemon.py planner [--exposures 100000]
+    python benchmarks/bench_daemon.py replay [--exposures 30 --interval 2]
+
+Both run against a throw-away SEMC home (SQLite) and print a markdown table; ``--out`` appends
+it to a results file. The replay simulates a session in real time (the simulator writes an
+exposure every ``--interval`` seconds, files and Leginon rows) while the daemon processes it
+with motion correction and CTF chained on a local cluster, then reports latency from arrival
+(the exposure row) to stored, throughput and the controller's CPU time per exposure.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import resource
+import statistics
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+
+def _setup(home: Path) -> None:
+    os.environ.update(SEMC_HOME=str(home), SEMC_CONFIG="none", SEMC_MODE="standalone",
+                      DJANGO_SETTINGS_MODULE="semc.settings")
+    import django
+
+    django.setup()
+    from semc.commands.init_databases import databases_init
+
+    databases_init()
+
+
+def planner(n: int) -> list[str]:
+    from semc import models as m
+    from semc.base.calc import plan_batch
+    from semc.base.retrieve import exposure_ids_list, rejected_ids
+
+    user = m.UserData.objects.create(username="bench")
+    session = m.SessionData.objects.create(name="bench", user=user, image_path="/x", frame_path="/y")
+    preset = m.PresetData.objects.create(session=session, name="enn")
+    t0 = time.perf_counter()
+    batch = [m.AcquisitionImageData(session=session, preset=preset, filename=f"bench_{i:06d}enn")
+             for i in range(n)]
+    m.AcquisitionImageData.objects.bulk_create(batch, batch_size=5000)
+    insert_s = time.perf_counter() - t0
+    rows = exposure_ids_list(session_id=session.pk, preset="enn")
+    last = rows[-1][0]
+    m.AcquisitionImageData.objects.create(session=session, preset=preset, filename="bench_new")
+    polls = []
+    for _ in range(20):
+        t = time.perf_counter()
+        new = exposure_ids_list(session_id=session.pk, preset="enn", after_id=last)
+        ids = [pk for pk, _ in rows] + [pk for pk, _ in new]
+        plan_batch(ids, done=set(ids[: n // 2]), waiting=(), in_flight=set(ids[-4:]), rejected=(), limit=8,
+                   live=True)
+        polls.append(time.perf_counter() - t)
+    reconciles = []
+    for _ in range(3):
+        t = time.perf_counter()
+        exposure_ids_list(session_id=session.pk, preset="enn")
+        rejected_ids(image_ids=ids)
+        reconciles.append(time.perf_counter() - t)
+    return [
+        f"| exposures in the session | {n:,} |",
+        f"| bulk insert (setup) | {insert_s:.1f} s |",
+        f"| incremental poll + plan, median of 20 | {1000 * statistics.median(polls):.1f} ms |",
+        f"| full reconcile (all ids + rejections), median of 3 | {statistics.median(reconciles):.2f} s |",
+    ]
+
+
+def replay(n: int, interval_s: float) -> list[str]:
+    from semc.cluster import cluster_open
+    from semc.ctfestimation.task import ctf_task_config
+    from semc.loop import Controller, LoopParams
+    from semc.models.semc import ExposureStep
+    from semc.motioncorrection.task import MotionCorrectionTaskConfig
+    from semc.motioncorrection.types import MotionCorrectionParams
+    from semc.pipeline import PipelineConfig
+    from semc.simulation.leginon_rows import session_rows_write_leginon
+    from semc.simulation.session import SessionSpec, session_plan, session_run
+
+    home = Path(os.environ["SEMC_HOME"])
+    plan = session_plan(SessionSpec(name="replay", root=home / "sessions", n_exposures=n, camera="small", seed=5,
+                                    interval_s=interval_s))
+    session_run(plan, realtime=False, rows_writer=None)  # warm the page cache and numba caches: files only
+    for path in plan.frame_path.iterdir():
+        path.unlink()
+    writer = threading.Thread(target=session_run, args=(plan,),
+                              kwargs={"realtime": True, "rows_writer": session_rows_write_leginon})
+    rundir = str(home / "runs" / "replay1")
+    steps = ("motioncorrection", "ctfestimation")
+    params = LoopParams(session="replay", preset="enn", steps=steps, rundir=rundir, runname="replay1",
+                        pipeline=PipelineConfig(steps=steps, motioncorrection=MotionCorrectionTaskConfig(
+                            params=MotionCorrectionParams(patches_xy=(0, 0)), rundir=rundir),
+                            ctfestimation=ctf_task_config(rundir=rundir, box=256)),
+                        wait=True, idle_exit_s=3 * interval_s + 20, poll_interval_s=0.5, max_in_flight=2)
+    with cluster_open("local", n_workers=1) as cluster:
+        controller = Controller(params, cluster)
+        writer.start()
+        time.sleep(0.5)
+        cpu0 = resource.getrusage(resource.RUSAGE_SELF)
+        wall0 = time.perf_counter()
+        controller.prepare()
+        controller.run_loop()
+        controller.shutdown(failed=False)
+        wall = time.perf_counter() - wall0
+        cpu1 = resource.getrusage(resource.RUSAGE_SELF)
+    writer.join()
+    lines = list(ExposureStep.objects.filter(step="ctfestimation", state="done"))
+    latency = sorted((x.stored_at - x.arrived_at).total_seconds() for x in lines)
+    busy = [sum(v for k, v in x.durations.items() if k != "total") for x in lines]
+    cpu = (cpu1.ru_utime + cpu1.ru_stime - cpu0.ru_utime - cpu0.ru_stime) / max(1, len(lines))
+    p95 = statistics.quantiles(latency, n=20)[-1] if len(latency) > 1 else latency[0]
+    return [
+        f"| exposures, cadence | {len(lines)} of {n}, one every {interval_s:g} s |",
+        f"| latency arrival → stored p50 / p95 / max | {statistics.median(latency):.1f} / {p95:.1f} / {latency[-1]:.1f} s |",
+        f"| processing time per exposure (CTF stage timings, median) | {statistics.median(busy):.2f} s |",
+        f"| throughput | {len(lines) / wall * 60:.1f} exposures/min over {wall:.0f} s |",
+        f"| controller CPU per exposure | {1000 * cpu:.0f} ms |",
+    ]
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("what", choices=["planner", "replay"])
+    parser.add_argument("--exposures", type=int, default=None)
+    parser.add_argument("--interval", type=float, default=2.0)
+    parser.add_argument("--out", default=None, help="append the table to this markdown file")
+    args = parser.parse_args(argv)
+    home = Path(tempfile.mkdtemp(prefix="semc-bench-"))
+    _setup(home)
+    if args.what == "planner":
+        rows = planner(args.exposures or 100_000)
+        title = "Planner cost (SQLite)"
+    else:
+        rows = replay(args.exposures or 30, args.interval)
+        title = "Live replay, motion correction + CTF chained, local cluster (1 worker)"
+    text = "\n".join([f"### {title}", "", f"`python benchmarks/bench_daemon.py {' '.join(argv or sys.argv[1:])}` "
+                      f"on {platform.node()} ({os.cpu_count()} CPUs), {time.strftime('%Y-%m-%d %H:%M')}", "",
+                      "| what | figure |", "|---|---|", *rows, ""])
+    print(text)
+    if args.out:
+        with open(args.out, "a") as handle:
+            handle.write(text + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
