@@ -11,7 +11,8 @@ Cases (each run in a fresh child process, outputs in a temporary folder that is 
   (0.725 Å pixels), rendered in fractions of 20 frames, 65001 coding;
 - ``tilt41``: one 41-tilt dose-symmetric series (−60..60°, step 3°), 1024² at 2 Å, 30 particles,
   8-frame TIFF movies per tilt, stack, noise-free stack, mdoc, rawtlt, truth;
-- ``session100``: a files-only session of 100 CI-size exposures (512² × 10 frames, MRC) written at once.
+- ``session100``: a files-only session of 100 exposures of the CI camera preset (``small``: 1024² × 10
+  frames MRC since commit c9f1bb5, 512² before) written at once.
 
 Prints a markdown table: median and min wall seconds of the repeats, and peak RSS of the child.
 """

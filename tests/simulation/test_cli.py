@@ -35,14 +35,13 @@ def test_tiltseries_subcommand_runs_a_yaml_configuration(tmp_path):
     assert (tmp_path / "out" / "ts_0" / "ts_0.rawtlt").read_text().split() == ["-60.00", "0.00", "60.00"]
 
 
-def test_session_subcommand_writes_files_only_or_refuses_without_the_rows_writer(tmp_path, capsys):
+def test_session_subcommand_with_files_only_writes_the_leginon_layout_and_no_rows(tmp_path):
     args = ["session", "--name", "s", "--root", str(tmp_path), "--exposures", "2", "--camera", "small",
-            "--particles", "2"]
-    assert main(args) == 2
-    assert "--files-only" in capsys.readouterr().err
-    assert not (tmp_path / "frames").exists()
-    assert main(args + ["--files-only"]) == 0
-    assert (tmp_path / "frames" / "s" / "rawdata" / "s_00002enn.frames.mrc").exists()
+            "--particles", "2", "--files-only"]
+    assert main(args) == 0
+    frames = tmp_path / "frames" / "s" / "rawdata"
+    assert (frames / "s_00002enn.frames.mrc").exists() and (frames / "s_00002enn.truth.json").exists()
+    assert (tmp_path / "leginon" / "s" / "rawdata" / "s_00001enn.mrc").exists()
 
 
 def test_unknown_camera_is_a_usage_error():

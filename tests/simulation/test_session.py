@@ -62,5 +62,5 @@ def test_run_writes_each_exposure_at_its_arrival_time_then_calls_the_rows_writer
     truths = [json.loads(f.truth.read_text()) for f in written]
     assert truths[0]["detector"] == truths[2]["detector"]  # one camera for the session
     with mrcfile.open(plan.gain_path) as g:
-        assert g.data.shape == (512, 512)
+        assert g.data.shape == plan.camera.shape
     assert truths[0]["trajectory"]["shift_x_px"] != truths[1]["trajectory"]["shift_x_px"]
