@@ -114,11 +114,13 @@ class Controller:
 
         self.session = session_get(self.params.session)
         self.project_id = self.params.project_id or _project_of_session(self.session.pk)
+        self.engine_versions = _engine_versions(self.params.engines)
         self.run = ledger.run_open(
             name=self.params.runname, rundir=self.params.rundir, session_id=self.session.pk,
             session_name=self.session.name, project_id=self.project_id, preset=self.params.preset or "",
             steps=list(self.params.steps), engines=self.params.engines, parameters=self.params.parameters,
-            command_line=list(self.params.command_line), appion_job_id=self.params.job_id)
+            command_line=list(self.params.command_line), appion_job_id=self.params.job_id,
+            engine_versions=self.engine_versions)
         if self.project_id is not None:  # this process's Appion models use the project's database
             current_appion_alias.set(appion_alias_for_project(self.project_id))
         self.stores = {step: importlib.import_module(STEP_STORES[step]) for step in self.params.steps}
@@ -359,6 +361,17 @@ class Controller:
 
 def _steps_config(config: PipelineConfig, steps: tuple[str, ...]) -> PipelineConfig:
     return PipelineConfig(steps=steps, motioncorrection=config.motioncorrection, ctfestimation=config.ctfestimation)
+
+
+def _engine_versions(engines: dict[str, str]) -> dict[str, str]:
+    """Resolve each step's engine once, at start-up (a missing or unsupported program stops the run here)."""
+    from semc.base.engines import engine_resolve
+
+    versions = {}
+    for step, name in engines.items():
+        spec = engine_resolve(step, name)
+        versions[step] = f"{spec.executable} ({spec.version})" if spec.external else f"{name} (semc)"
+    return versions
 
 
 def _filenames(ids: list[int]) -> list[tuple[int, str]]:

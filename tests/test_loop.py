@@ -183,3 +183,27 @@ def test_ctf_is_chained_on_the_fresh_aligned_sum_and_stored_against_the_aligned_
                                                        for a in aligned.values())
     motion = starfile.read(rundir / "corrected_micrographs.star")["micrographs"]
     assert len(motion) == 4 and (motion["rlnAccumMotionTotal"] > 0).all()
+
+
+def test_engine_motioncor2_runs_the_external_program_and_stores_like_the_builtin(tmp_path, session, monkeypatch):
+    import dataclasses
+    import shutil
+
+    if shutil.which("semc-motioncor2") is None:
+        pytest.skip("semc-motioncor2 is not installed (pip install -e .)")
+    monkeypatch.setenv("SEMC_MOTIONCOR2_EXE", "semc-motioncor2")  # SEMC's own MotionCor2, a real process
+    base = _params(tmp_path)
+    mc = dataclasses.replace(base.pipeline.motioncorrection, engine="motioncor2")
+    params = _params(tmp_path, engines={"motioncorrection": "motioncor2"},
+                     pipeline=PipelineConfig(steps=("motioncorrection",), motioncorrection=mc))
+    _run(params)
+    run = m.ProcessingRun.objects.get()
+    assert "semc-motioncor2" in run.engine_versions["motioncorrection"]
+    assert "MotionCor2" in run.engine_versions["motioncorrection"] or "1.6" in run.engine_versions["motioncorrection"]
+    rundir = tmp_path / "ddstack1"
+    for image in session.images:
+        assert "Full-frame alignment" in (rundir / f"{image.filename}_st_Log.motioncor2.txt").read_text()
+        assert m.ApDDAlignImagePairData.objects.filter(source_id=image.pk).count() == 2
+    for trajectory in m.ApDDFrameTrajectoryData.objects.all():
+        assert trajectory.last_x == pytest.approx(TRUE_STEP[0] * (FRAMES - 1 - FRAMES // 2), abs=0.15)
+        assert trajectory.last_y == pytest.approx(TRUE_STEP[1] * (FRAMES - 1 - FRAMES // 2), abs=0.15)

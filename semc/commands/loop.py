@@ -23,7 +23,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--preset", default=None, help="raw preset name (manual: images without a preset)")
     parser.add_argument("--steps", default="motioncorrection,ctfestimation",
                         help="comma list: motioncorrection, ctfestimation (default both, chained)")
-    parser.add_argument("--engine", default="builtin", help="engine for every step (builtin)")
+    parser.add_argument("--engine", default="builtin",
+                        help="motion-correction engine: builtin, or motioncor2/motioncor3 (executable from "
+                             "SEMC_MOTIONCOR2_EXE / SEMC_MOTIONCOR3_EXE or PATH); CTF: builtin")
     parser.add_argument("--cluster", default=None, help="local, slurm, or a scheduler address (default: config)")
     parser.add_argument("--workers", type=int, default=None, help="local cluster: number of workers")
     parser.add_argument("--rundir", required=True, help="run directory (basename = run name)")
@@ -79,7 +81,8 @@ def loop_params_from_args(args: argparse.Namespace):
             params=MotionCorrectionParams(patches_xy=_pair(args.patches, int), iterations=args.iterations,
                                           tolerance_px=args.tolerance, bfactor_global_px2=bft[0],
                                           bfactor_local_px2=bft[1], output_bin=args.bin),
-            rundir=rundir, dose_weighting=args.doseweight, eer_frames_per_fraction=args.eer_fraction)
+            rundir=rundir, dose_weighting=args.doseweight, eer_frames_per_fraction=args.eer_fraction,
+            engine=args.engine)
     if "ctfestimation" in steps:
         from semc.ctfestimation.task import ctf_task_config
 
@@ -89,7 +92,7 @@ def loop_params_from_args(args: argparse.Namespace):
         session=args.session, preset=args.preset, steps=steps, rundir=rundir,
         runname=args.runname or os.path.basename(rundir), pipeline=PipelineConfig(steps=steps, motioncorrection=mc,
                                                                                   ctfestimation=ctf),
-        engines={s: args.engine for s in steps}, parameters={k: v for k, v in vars(args).items()},
+        engines={"motioncorrection": args.engine, "ctfestimation": "builtin"}, parameters={k: v for k, v in vars(args).items()},
         command_line=tuple(sys.argv), wait=args.wait, poll_interval_s=args.poll_interval,
         max_in_flight=args.max_in_flight, max_attempts=args.max_attempts, reverse=args.reverse, limit=args.limit,
         tilt_mode=args.tiltangle, apply_rejects=args.apply_rejects, project_id=args.projectid, job_id=args.jobid)

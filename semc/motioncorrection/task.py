@@ -36,6 +36,8 @@ class MotionCorrectionTaskConfig:
     eer_frames_per_fraction: int = 30
     apply_gain_geometry: bool = True
     settle_s: float = 120.0  # an incomplete movie unchanged this long is broken, not still arriving
+    engine: str = "builtin"  # builtin | motioncor2 | motioncor3 (an external program through the runner)
+    external_timeout_s: float = 600.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -152,6 +154,11 @@ def motioncorrection_run(inputs: ExposureInputs, config: MotionCorrectionTaskCon
     Returns ``(MotionCorrectionOutcome, CorrectedMovie)``; the second keeps the sums in memory so a
     chained CTF step does not read the file again.
     """
+    if config.engine in ("motioncor2", "motioncor3"):
+        from semc.motioncorrection.task_external import motioncorrection_external_run
+
+        outcome, total = motioncorrection_external_run(inputs, config, attempt_key=attempt_key)
+        return outcome, _Sums({"sum": total})
     from semc.motioncorrection.api import run_correction
 
     started = time.time()
@@ -187,3 +194,10 @@ def motioncorrection_run(inputs: ExposureInputs, config: MotionCorrectionTaskCon
                                  if inputs.total_dose_e_per_a2 and inputs.eer else inputs.dose_per_frame_e_per_a2),
         voltage_kv=inputs.voltage_kv, cs_mm=inputs.cs_mm, input_pixel_size_angstrom=inputs.pixel_size_angstrom)
     return outcome, corrected
+
+
+@dataclass(frozen=True, slots=True)
+class _Sums:
+    """The in-memory sums handed to a chained step (the engine's CorrectedMovie has the same ``sums``)."""
+
+    sums: dict
