@@ -104,12 +104,11 @@ def _read_movie(path: str, params: MotionCorrectionParams, lines, eer_upsampling
 
 
 def _orient(ref: NDArray[np.float32], refs: DetectorReferences) -> NDArray[np.float32]:
-    """Rotate (counter-clockwise quarter turns) then flip, as MotionCor does."""
-    out = np.rot90(ref, refs.rotation_quarters)
-    if refs.flip == 1:
-        out = out[::-1, :]
-    elif refs.flip == 2:
-        out = out[:, ::-1]
+    """``-RotGain`` then ``-FlipGain``, in the one convention of :func:`semc.base.io.orient_gain`
+    (RotGain r = DigitalMicrograph "Rotate Right" r times = numpy ``rot90(ref, -r)``, compat §3.3)."""
+    from semc.base.io import orient_gain
+
+    out = orient_gain(ref, rotate_90=refs.rotation_quarters, flip=refs.flip, convention="motioncor")
     return np.ascontiguousarray(out, dtype=np.float32)
 
 

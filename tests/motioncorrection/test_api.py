@@ -23,11 +23,12 @@ def test_gain_is_applied_after_rotation_and_the_result_is_complete(tmp_path):
     m = make_movie(shape=(256, 384), n_frames=10, dose_per_pixel=3.0, seed=31)
     rng = np.random.default_rng(0)
     gain = (0.5 + rng.random((256, 384))).astype(np.float32)
-    # the detector saw counts / gain; the file stores the gain rotated by one quarter turn clockwise
+    # the detector saw counts / gain; the file stores the gain a quarter turn counter-clockwise of the frames,
+    # so -RotGain 1 (DigitalMicrograph "Rotate Right", numpy rot90(-1); see semc.base.io.orient_gain) undoes it
     raw = np.rint(m.frames / gain).astype(np.uint16)
     tifffile.imwrite(tmp_path / "m.tif", raw)
     with mrcfile.new(tmp_path / "g.mrc") as mrc:
-        mrc.set_data(np.rot90(gain, -1).copy())
+        mrc.set_data(np.rot90(gain, 1).copy())
     params = MotionCorrectionParams(pixel_size_angstrom=1.0, dose_per_frame_e_per_a2=1.0, patches_xy=(3, 3))
     res = correct_movie_file(tmp_path / "m.tif", output_path=tmp_path / "o.mrc", params=params,
                              references=DetectorReferences(gain_path=str(tmp_path / "g.mrc"), rotation_quarters=1))
