@@ -16,8 +16,9 @@ import pytest
 from semc.ctfestimation.api import estimate_ctf, estimate_ctf_from_amplitude_spectrum
 from semc.ctfestimation.types import CtfSearchParameters
 from tests.ctfestimation.synthetic import synthetic_micrograph
+from tests.realdata import REALDATA
 
-REAL = Path("/work/shared/realdata")
+REAL = REALDATA
 TUTORIAL = REAL / "relion_tutorial_ps"
 
 # (size, pixel Å, kV, mean defocus Å, astigmatism Å, azimuth deg, phase deg)

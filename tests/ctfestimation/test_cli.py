@@ -13,6 +13,7 @@ import starfile
 
 from semc.ctfestimation.cli import ctffind_main
 from tests.ctfestimation.conftest import TRUTH
+from tests.realdata import REALDATA
 
 EXE = shutil.which("semc-ctffind")
 
@@ -179,7 +180,7 @@ def test_relion_31_runs_semc_ctffind_as_ctffind4_and_its_star_holds_our_values(m
     _assert_truth(row)
 
 
-SPECTRUM = Path("/work/shared/realdata/relion_tutorial_ps/spectra/20170629_00021_frameImage_PS.mrc")
+SPECTRUM = REALDATA / "relion_tutorial_ps/spectra/20170629_00021_frameImage_PS.mrc"
 
 
 @pytest.mark.skipif(not SPECTRUM.is_file(), reason="real data not present")

@@ -21,8 +21,9 @@ from semc.motioncorrection.calc.external import (
     rot_flip_gain,
     trunc_frame_count,
 )
+from tests.realdata import REALDATA
 
-ORACLE = Path("/work/shared/realdata/appion_oracles/test_motioncorrection.yml")
+ORACLE = REALDATA / "appion_oracles/test_motioncorrection.yml"
 
 
 @pytest.fixture(scope="module")

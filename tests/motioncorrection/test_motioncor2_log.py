@@ -6,8 +6,9 @@ import numpy as np
 import pytest
 
 from semc.motioncorrection.motioncor2_log import format_global_shifts
+from tests.realdata import REALDATA
 
-LOGS = Path(__file__).resolve().parents[2].parent / "shared" / "realdata" / "motioncor2_logs"
+LOGS = REALDATA / "motioncor2_logs"
 
 
 def _block(text, start, stop):

@@ -20,8 +20,9 @@ from semc.base.io import (
     resample_gain,
     write_mrc,
 )
+from tests.realdata import REALDATA
 
-K3_DEFECTS = "/work/shared/realdata/appion_oracles/defect_maps"
+K3_DEFECTS = str(REALDATA / "appion_oracles/defect_maps")
 PATTERN = np.arange(12, dtype=np.float32).reshape(3, 4)  # no symmetry: every orientation differs
 
 

@@ -11,6 +11,7 @@ import pytest
 from semc.base.errors import CorruptInput, InputMissing, InvalidParameters
 from semc.base.io import FrameGrouping, open_movie, read_image, write_mrc
 from semc.base.io.mrc import mrc_expected_size
+from tests.realdata import REALDATA
 
 DTYPES = [np.int8, np.uint8, np.int16, np.uint16, np.float32, np.float16]
 
@@ -69,7 +70,7 @@ def test_writing_is_atomic_and_leaves_no_temporary_file(tmp_path):
 
 
 def test_real_epu_micrograph_reads_like_mrcfile():
-    path = "/work/shared/realdata/micrographs/fei-extended.mrc"
+    path = str(REALDATA / "micrographs/fei-extended.mrc")
     if not os.path.exists(path):
         pytest.skip("real micrograph not available")
     image, pixel = read_image(path)
