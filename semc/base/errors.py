@@ -186,32 +186,26 @@ class ExternalProgramTimeout(ExternalProgramFailed):
     """An external program ran past its time limit and was killed (with its process group)."""
 
 
-class UnsupportedVersion(ProcessingError):
+class _ProgramError(ProcessingError):
+    """An error about a program's version or output: names the program and its version."""
+
+    _extra = ("program", "version")
+
+    def _context(self) -> list[str]:
+        parts = super()._context()
+        if getattr(self, "program", None):
+            parts.insert(0, f"program={self.program}")
+        if getattr(self, "version", None):
+            parts.append(f"version={self.version}")
+        return parts
+
+
+class UnsupportedVersion(_ProgramError):
     """An external program reports a version SEMC has no parser for."""
 
-    _extra = ("program", "version")
 
-    def _context(self) -> list[str]:
-        parts = super()._context()
-        if getattr(self, "program", None):
-            parts.insert(0, f"program={self.program}")
-        if getattr(self, "version", None):
-            parts.append(f"version={self.version}")
-        return parts
-
-
-class LogParseError(ProcessingError):
+class LogParseError(_ProgramError):
     """Output of an external program (log, results file) that does not parse."""
-
-    _extra = ("program", "version")
-
-    def _context(self) -> list[str]:
-        parts = super()._context()
-        if getattr(self, "program", None):
-            parts.insert(0, f"program={self.program}")
-        if getattr(self, "version", None):
-            parts.append(f"version={self.version}")
-        return parts
 
 
 class InvalidParameters(ProcessingError):

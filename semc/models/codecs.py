@@ -16,14 +16,8 @@ from semc.base.errors import CorruptInput
 __all__ = ["seq_decode", "seq_encode", "pairs_decode"]
 
 
-def seq_decode(text: str | None, *, item_type: type = int, column: str = "SEQ") -> tuple:
-    """Decode a ``SEQ|`` column into a tuple of ``item_type`` (NULL or empty -> ``()``).
-
-    Raises
-    ------
-    CorruptInput
-        If the text is not a literal tuple/list of numbers of that type.
-    """
+def _literal_sequence(text: str | None, column: str) -> tuple | list:
+    """The literal tuple/list a ``SEQ|`` text holds (NULL, empty or ``None`` -> ``()``)."""
     if text is None or text.strip() in ("", "None"):
         return ()
     try:
@@ -32,6 +26,18 @@ def seq_decode(text: str | None, *, item_type: type = int, column: str = "SEQ") 
         raise CorruptInput(f"column {column} does not hold a literal sequence: {text[:80]!r}") from None
     if not isinstance(value, (tuple, list)):
         raise CorruptInput(f"column {column} holds {type(value).__name__}, not a sequence: {text[:80]!r}")
+    return value
+
+
+def seq_decode(text: str | None, *, item_type: type = int, column: str = "SEQ") -> tuple:
+    """Decode a ``SEQ|`` column into a tuple of ``item_type`` (NULL or empty -> ``()``).
+
+    Raises
+    ------
+    CorruptInput
+        If the text is not a literal tuple/list of numbers of that type.
+    """
+    value = _literal_sequence(text, column)
     out = []
     for item in value:
         if item_type is float and isinstance(item, (int, float)) and not isinstance(item, bool):
@@ -45,14 +51,7 @@ def seq_decode(text: str | None, *, item_type: type = int, column: str = "SEQ") 
 
 def pairs_decode(text: str | None, *, column: str = "SEQ|bad_pixels") -> tuple[tuple[int, int], ...]:
     """Decode a sequence of ``(x, y)`` integer pairs (CorrectorPlanData bad pixels)."""
-    if text is None or text.strip() in ("", "None"):
-        return ()
-    try:
-        value = ast.literal_eval(text.strip())
-    except (ValueError, SyntaxError, MemoryError, RecursionError):
-        raise CorruptInput(f"column {column} does not hold a literal sequence: {text[:80]!r}") from None
-    if not isinstance(value, (tuple, list)):
-        raise CorruptInput(f"column {column} is not a sequence of pairs: {text[:80]!r}")
+    value = _literal_sequence(text, column)
     pairs = []
     for item in value:
         if (not isinstance(item, (tuple, list)) or len(item) != 2
