@@ -284,7 +284,9 @@ class Controller:
         self.done[step].add(exposure_id)
         if step == self.params.steps[-1]:
             self.stored += 1
-        logger.info("exposure=%s step=%s stored %s", exposure_id, step, summary)
+        brief = {k: summary[k] for k in ("aligned_filename", "drift_total_px", "defocus_u_A", "defocus_v_A",
+                                         "resolution_A") if k in summary}
+        logger.info("exposure=%s step=%s stored %s", exposure_id, step, brief)
 
     def _failed(self, exposure_id: int, steps, error: BaseException) -> None:
         for step in steps:
