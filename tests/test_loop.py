@@ -5,6 +5,7 @@ broken inputs are deferred or failed while the rest of the session proceeds."""
 from __future__ import annotations
 
 import os
+import shutil
 from pathlib import Path
 
 import mrcfile
@@ -276,3 +277,39 @@ def test_a_worker_killed_mid_task_still_gives_exactly_one_stored_result(tmp_path
     assert sorted(pairs) == sorted(stored * 2)  # whatever was stored, was stored once
     assert len(stored) >= 3  # the killed attempt is retried or recomputed; at worst it waits for back-off
     assert m.AcquisitionImageData.objects.filter(filename__endswith="-a").count() == len(stored)
+
+
+@pytest.mark.slurm
+@pytest.mark.skipif(not (os.environ.get("SLURM_CONF") and shutil.which("sbatch")),
+                    reason="no Slurm (run scripts/slurm-up.sh, which CI does)")
+def test_the_daemon_on_a_real_slurm_stores_everything_and_leaves_no_job(tmp_path, session):
+    import subprocess
+
+    import dask
+
+    settings = {"semc.cluster.slurm.cores": 1, "semc.cluster.slurm.memory": "3GB",
+                "semc.cluster.slurm.queue": os.environ.get("SEMC_TEST_SLURM_PARTITION", "debug"),
+                "semc.cluster.slurm.interface": "lo", "semc.cluster.adapt.maximum": 1}
+    with dask.config.set(settings):
+        cluster = cluster_open("slurm", rundir=tmp_path / "ddstack1")
+    jobs_seen = set()
+    try:
+        controller = Controller(_params(tmp_path, max_in_flight=2), cluster)
+        controller.prepare()
+        original = controller.collect
+
+        def collect_and_watch(timeout_s):
+            out = subprocess.run(["squeue", "-h", "-o", "%i"], capture_output=True, text=True).stdout.split()
+            jobs_seen.update(out)
+            return original(timeout_s)
+
+        controller.collect = collect_and_watch
+        controller.run_loop()
+        controller.shutdown(failed=False)
+    finally:
+        cluster.close()
+    assert jobs_seen, "no worker ran as a Slurm job"
+    assert sorted(m.ApDDAlignImagePairData.objects.values_list("source_id", flat=True)) == sorted(
+        [i.pk for i in session.images] * 2)
+    remaining = subprocess.run(["squeue", "-h", "-o", "%i"], capture_output=True, text=True).stdout.split()
+    assert not set(remaining) & jobs_seen
