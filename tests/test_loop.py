@@ -284,6 +284,7 @@ def test_a_worker_killed_mid_task_still_gives_exactly_one_stored_result(tmp_path
                     reason="no Slurm (run scripts/slurm-up.sh, which CI does)")
 def test_the_daemon_on_a_real_slurm_stores_everything_and_leaves_no_job(tmp_path, session):
     import subprocess
+    import threading
 
     import dask
 
@@ -292,6 +293,10 @@ def test_the_daemon_on_a_real_slurm_stores_everything_and_leaves_no_job(tmp_path
                 "semc.cluster.slurm.interface": "lo", "semc.cluster.adapt.maximum": 1}
     with dask.config.set(settings):
         cluster = cluster_open("slurm", rundir=tmp_path / "ddstack1")
+    def squeue() -> set[str]:
+        return set(subprocess.run(["squeue", "-h", "-o", "%i"], capture_output=True, text=True).stdout.split())
+
+    before = squeue()  # jobs of other tests, not ours
     jobs_seen = set()
     try:
         controller = Controller(_params(tmp_path, max_in_flight=2), cluster)
@@ -299,8 +304,7 @@ def test_the_daemon_on_a_real_slurm_stores_everything_and_leaves_no_job(tmp_path
         original = controller.collect
 
         def collect_and_watch(timeout_s):
-            out = subprocess.run(["squeue", "-h", "-o", "%i"], capture_output=True, text=True).stdout.split()
-            jobs_seen.update(out)
+            jobs_seen.update(squeue() - before)
             return original(timeout_s)
 
         controller.collect = collect_and_watch
@@ -311,5 +315,8 @@ def test_the_daemon_on_a_real_slurm_stores_everything_and_leaves_no_job(tmp_path
     assert jobs_seen, "no worker ran as a Slurm job"
     assert sorted(m.ApDDAlignImagePairData.objects.values_list("source_id", flat=True)) == sorted(
         [i.pk for i in session.images] * 2)
-    remaining = subprocess.run(["squeue", "-h", "-o", "%i"], capture_output=True, text=True).stdout.split()
-    assert not set(remaining) & jobs_seen
+    for _ in range(100):  # a cancelled job may stay COMPLETING for a moment
+        if not squeue() & jobs_seen:
+            break
+        threading.Event().wait(0.2)
+    assert not squeue() & jobs_seen
