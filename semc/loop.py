@@ -107,6 +107,7 @@ class Controller:
         self.done: dict[str, set[int]] = {step: set() for step in params.steps}
         self.rejected: set[int] = set()
         self.stored = 0
+        self.newest_next = True
 
     # --- set-up ---------------------------------------------------------------------------------
     def prepare(self) -> None:
@@ -196,6 +197,8 @@ class Controller:
         plan = self._plan(limit=free)
         for exposure_id in plan:
             self._submit(exposure_id)
+        if len(plan) % 2:  # the alternation newest / oldest carries over to the next plan
+            self.newest_next = not self.newest_next
         return len(plan)
 
     def _submit(self, exposure_id: int) -> None:
@@ -284,8 +287,8 @@ class Controller:
         self.done[step].add(exposure_id)
         if step == self.params.steps[-1]:
             self.stored += 1
-        brief = {k: summary[k] for k in ("aligned_filename", "drift_total_px", "defocus_u_A", "defocus_v_A",
-                                         "resolution_A") if k in summary}
+        brief = {k: round(v, 2) if isinstance(v, float) else v for k, v in summary.items()
+                 if k in ("aligned_filename", "drift_total_px", "defocus_u_A", "defocus_v_A", "resolution_A")}
         logger.info("exposure=%s step=%s stored %s", exposure_id, step, brief)
 
     def _failed(self, exposure_id: int, steps, error: BaseException) -> None:
@@ -306,7 +309,7 @@ class Controller:
         waiting, blocked = self._waiting_and_blocked()
         live = self.params.wait and self.clock() - self.last_new_at < self.params.live_window_s
         return plan_batch(self.known, done_all, waiting, self.in_flight, self.rejected | blocked,
-                          limit=limit, live=live, reverse=self.params.reverse)
+                          limit=limit, live=live, reverse=self.params.reverse, newest_next=self.newest_next)
 
     def finished(self) -> bool:
         """Whether the run is over: the limit is reached, or (``--no-wait``) nothing is in flight, nothing

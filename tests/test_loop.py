@@ -320,3 +320,13 @@ def test_the_daemon_on_a_real_slurm_stores_everything_and_leaves_no_job(tmp_path
             break
         threading.Event().wait(0.2)
     assert not squeue() & jobs_seen
+
+
+def test_a_live_session_is_processed_newest_first_with_the_backlog_filled_in_behind(tmp_path, session):
+    # the session is live (wait mode, exposures just arrived): with one slot, the newest goes first,
+    # then the oldest of the backlog and the next newest alternately
+    _run(_params(tmp_path, wait=True, idle_exit_s=2.0, max_in_flight=1))
+    order = [line.exposure_id for line in ExposureStep.objects.order_by("submitted_at")]
+    ids = sorted(i.pk for i in session.images)
+    assert order == [ids[3], ids[0], ids[2], ids[1]]
+    assert {line.state for line in ExposureStep.objects.all()} == {StepState.DONE}

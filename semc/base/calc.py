@@ -33,6 +33,7 @@ def plan_batch(
     limit: int,
     live: bool = False,
     reverse: bool = False,
+    newest_next: bool = True,
 ) -> list[int]:
     """The exposure ids to submit now, in submission order.
 
@@ -46,6 +47,9 @@ def plan_batch(
     ----------
     limit
         Free in-flight slots: at most this many ids are returned (streaming, R4).
+    newest_next
+        While live, whether the first pick is the newest (True) or the oldest of the backlog: the
+        controller alternates it across calls, so that one free slot at a time still drains the backlog.
     """
     if limit < 0:
         raise InvalidParameters(f"limit must be >= 0, got {limit}")
@@ -55,16 +59,16 @@ def plan_batch(
     pending -= set(waiting)
     ordered = sorted(pending, reverse=reverse)
     if live:
-        ordered = order_freshness_first(ordered)
+        ordered = order_freshness_first(ordered, newest_first=newest_next)
     return ordered[:limit]
 
 
-def order_freshness_first(ids: Sequence[int]) -> list[int]:
+def order_freshness_first(ids: Sequence[int], *, newest_first: bool = True) -> list[int]:
     """Newest first, then alternate oldest / next newest: the operator sees current quality at once,
     and the backlog drains at half the throughput instead of starving behind a live session."""
     remaining = sorted(ids)
     out: list[int] = []
-    take_newest = True
+    take_newest = newest_first
     low, high = 0, len(remaining) - 1
     while low <= high:
         if take_newest:

@@ -70,3 +70,13 @@ def test_tilt_filters_follow_the_classic_thresholds(mode, alpha, rejected):
 def test_unknown_tilt_filter_is_an_error():
     with pytest.raises(InvalidParameters, match="sideways"):
         tilt_rejected(0.0, "sideways")
+
+
+def test_one_slot_at_a_time_still_alternates_when_the_caller_carries_the_turn():
+    done, newest_next, order = set(), True, []
+    for _ in range(5):
+        plan = plan_batch(range(1, 6), done, (), (), (), limit=1, live=True, newest_next=newest_next)
+        order += plan
+        done.update(plan)
+        newest_next = not newest_next
+    assert order == [5, 1, 4, 2, 3]
