@@ -330,3 +330,29 @@ def test_a_live_session_is_processed_newest_first_with_the_backlog_filled_in_beh
     ids = sorted(i.pk for i in session.images)
     assert order == [ids[3], ids[0], ids[2], ids[1]]
     assert {line.state for line in ExposureStep.objects.all()} == {StepState.DONE}
+
+
+@pytest.mark.parametrize("behaviour", ["crash", "hang"])
+def test_an_external_program_that_crashes_or_hangs_fails_its_exposures_with_the_log_kept(tmp_path, session,
+                                                                                          monkeypatch, behaviour):
+    import dataclasses
+
+    program = tmp_path / "broken-motioncor2"
+    action = "kill -SEGV $$" if behaviour == "crash" else "sleep 600"
+    program.write_text("#!/bin/sh\nif [ \"$1\" = \"--version\" ]; then echo 'MotionCor2 version 1.6.4'; exit 0; fi\n"
+                       f"echo 'Loading movie...'\n{action}\n")
+    program.chmod(0o755)
+    monkeypatch.setenv("SEMC_MOTIONCOR2_EXE", str(program))
+    base = _params(tmp_path)
+    mc = dataclasses.replace(base.pipeline.motioncorrection, engine="motioncor2", external_timeout_s=3.0)
+    _run(_params(tmp_path, engines={"motioncorrection": "motioncor2"}, max_attempts=1,
+                 pipeline=PipelineConfig(steps=("motioncorrection",), motioncorrection=mc)))
+    lines = list(ExposureStep.objects.all())
+    assert {line.state for line in lines} == {StepState.QUARANTINED}
+    kind = "ExternalProgramTimeout" if behaviour == "hang" else "ExternalProgramFailed"
+    assert {line.error_kind for line in lines} == {kind}
+    assert all("program=motioncor2" in line.last_error and "version=" in line.last_error for line in lines)
+    for image in session.images:
+        log = tmp_path / "ddstack1" / f"{image.filename}_st_Log.motioncor2.txt"
+        assert "Loading movie" in log.read_text()
+    assert not m.ApDDAlignImagePairData.objects.exists()
