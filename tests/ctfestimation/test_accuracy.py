@@ -8,7 +8,6 @@ mean defocus within 100 Å on >= 22 of 24, astigmatism within 100 Å, azimuth wi
 
 import csv
 import math
-from pathlib import Path
 
 import numpy as np
 import pytest

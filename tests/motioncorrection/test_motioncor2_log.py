@@ -1,6 +1,5 @@
 """Log formats against the real MotionCor2 logs in shared/realdata/motioncor2_logs."""
 
-from pathlib import Path
 
 import numpy as np
 import pytest
