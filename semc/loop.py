@@ -143,26 +143,31 @@ class Controller:
             names = dict(_filenames([pk for pk, _ in new]))
             for step in self.params.steps:
                 ledger.ledger_sync(self.run, step, [(pk, names.get(pk, ""), ts) for pk, ts in new])
-        if self.clock() - self.last_reconcile >= self.params.reconcile_interval_s or new:
-            self.reconcile(full=self.clock() - self.last_reconcile >= self.params.reconcile_interval_s)
+        if self.clock() - self.last_reconcile >= self.params.reconcile_interval_s:
+            self.reconcile()
+        elif new:  # only the new exposures need their rejections checked: no full scan on the hot path
+            self.rejected |= self._rejected([pk for pk, _ in new])
         return len(new)
 
-    def reconcile(self, *, full: bool) -> None:
-        ids = list(self.known)
-        if full:
-            for step in self.params.steps:
-                self.done[step] = set(self.stores[step].done_ids(self.states[step])) & set(ids) | self.done[step]
-            self._ledger_mark_done_from_classic()
-            self.last_reconcile = self.clock()
-        if self.params.apply_rejects or self.params.tilt_mode != "all":
-            self.rejected = rejected_ids(image_ids=ids, tilt_mode=self.params.tilt_mode,
-                                         use_viewer=self.params.apply_rejects,
-                                         use_assessment=self.params.apply_rejects)
+    def reconcile(self) -> None:
+        """Full reconcile: done sets from the classic finishing rows, rejections of every known exposure."""
+        ids = set(self.known)
+        for step in self.params.steps:
+            self.done[step] = set(self.stores[step].done_ids(self.states[step])) & ids | self.done[step]
+        self._ledger_mark_done_from_classic()
+        self.rejected = self._rejected(ids)
+        self.last_reconcile = self.clock()
+
+    def _rejected(self, ids) -> set[int]:
+        if not (self.params.apply_rejects or self.params.tilt_mode != "all"):
+            return set()
+        return rejected_ids(image_ids=ids, tilt_mode=self.params.tilt_mode, use_viewer=self.params.apply_rejects,
+                            use_assessment=self.params.apply_rejects)
 
     def _ledger_mark_done_from_classic(self) -> None:
         for step in self.params.steps:
-            stale = ledger.ledger_lines(self.run, step, self.done[step]).exclude(state=StepState.DONE)
-            for pk in stale.values_list("exposure_id", flat=True):
+            open_lines = ledger.ledger_lines(self.run, step).exclude(state=StepState.DONE)
+            for pk in set(open_lines.values_list("exposure_id", flat=True)) & self.done[step]:
                 ledger.ledger_done(self.run, step, pk, started_at=None, finished_at=None, worker_host="",
                                    durations={}, result={"reconciled": True})
 
