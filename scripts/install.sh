@@ -23,5 +23,5 @@ if [ ${#missing[@]} -gt 0 ]; then
     echo "install.sh: apt busy or failed, retry $i" >&2; sleep 5
   done
 fi
-"$PY" -m pip install -q --disable-pip-version-check -e ".[test,mysql]"
+"$PY" -m pip install -q --disable-pip-version-check -e ".[test,mysql,events]"
 echo "install.sh: done ($("$PY" -c 'import semc; print("semc", semc.__version__)'))" >&2

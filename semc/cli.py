@@ -30,6 +30,12 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "config": ("semc.commands.config", "print the effective configuration (secrets masked)"),
     "simulate": ("semc.commands.simulate", "simulate movies, Leginon sessions and tilt series with ground truth"),
     "loop": ("semc.commands.loop", "process a session: motion correction and CTF estimation, streaming"),
+    "demo": ("semc.commands.demo", "simulate a live session and process it end to end, with a summary"),
+    "web": ("semc.commands.web", "serve the dashboard, the API and the admin"),
+    "token": ("semc.commands.token", "create, list and revoke API tokens"),
+    "supervise": ("semc.commands.supervise", "carry out start/stop/resume requests from the API, one loop per session"),
+    "watch": ("semc.commands.watch", "watch EPU/SerialEM session folders and register their exposures"),
+    "events": ("semc.commands.events", "publish result events and quality-control verdicts to a message broker"),
 }
 
 

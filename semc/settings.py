@@ -63,6 +63,9 @@ INSTALLED_APPS = [
     "django.contrib.messages",
     "django.contrib.staticfiles",
     "semc.apps.SemcConfig",
+    "semc.web.apps.WebConfig",
+    "semc.ingest.apps.IngestConfig",
+    "semc.events.apps.EventsConfig",
 ]
 
 MIDDLEWARE = [

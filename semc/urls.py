@@ -1,7 +1,7 @@
-"""URL configuration: the admin (the dashboard and API arrive with the web issue)."""
+"""URL configuration: the admin, the JSON API and the dashboard."""
 
 from django.contrib import admin
-from django.urls import path
+from django.urls import include, path
 
 admin.site.site_header = "SEMC administration"
 admin.site.site_title = "SEMC"
@@ -9,4 +9,5 @@ admin.site.index_title = "Sessions, exposures and results"
 
 urlpatterns = [
     path("admin/", admin.site.urls),
+    path("", include("semc.web.urls")),
 ]

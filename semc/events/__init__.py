@@ -1,0 +1,1 @@
+"""SEMC Events and quality control."""

@@ -1,0 +1,1 @@
+"""SEMC Ingest: EPU and SerialEM folders."""

@@ -1,0 +1,1 @@
+"""Status and control API (JSON, token-authenticated)."""

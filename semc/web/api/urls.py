@@ -1,0 +1,6 @@
+"""URL patterns of the web api."""
+
+from django.urls import path  # noqa: F401
+
+app_name = "api"
+urlpatterns: list = []
