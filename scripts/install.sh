@@ -7,7 +7,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 PY=${PYTHON:-python3}
 APT_PACKAGES=(make pkg-config libmariadb-dev mariadb-server mariadb-client relion
-              slurmctld slurmd slurm-client munge)
+              slurmctld slurmd slurm-client munge chromium)
 
 missing=()
 for p in "${APT_PACKAGES[@]}"; do
