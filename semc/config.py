@@ -75,6 +75,21 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("database.appion", "SEMC_DB_APPION", "str", "ap1",
             "default Appion database; per project it is resolved through processingdb.appiondb"),
     Setting("log_level", "SEMC_LOG_LEVEL", "choice:DEBUG|INFO|WARNING|ERROR", "INFO", "log level"),
+    # external engines (semc/base/engines.py): executable (a name on PATH or a path); unset: the usual name
+    Setting("engines.motioncor2_exe", "SEMC_MOTIONCOR2_EXE", "str", None,
+            "MotionCor2 executable (default: motioncor2 on PATH)"),
+    Setting("engines.motioncor3_exe", "SEMC_MOTIONCOR3_EXE", "str", None,
+            "MotionCor3 executable (default: MotionCor3 on PATH)"),
+    Setting("engines.ctffind4_exe", "SEMC_CTFFIND4_EXE", "str", None,
+            "CTFFIND 4.1 executable (default: ctffind on PATH)"),
+    Setting("engines.ctffind5_exe", "SEMC_CTFFIND5_EXE", "str", None,
+            "CTFFIND 5 executable (default: ctffind on PATH)"),
+    Setting("engines.gctf_exe", "SEMC_GCTF_EXE", "str", None,
+            "Gctf executable (default: Gctf on PATH)"),
+    Setting("engines.timeout_s", "SEMC_EXTERNAL_TIMEOUT_S", "int", 600,
+            "seconds an external program may run on one exposure before its process group is killed"),
+    Setting("engines.version_timeout_s", "SEMC_VERSION_TIMEOUT_S", "int", 60,
+            "seconds an external program's version probe may take (once per worker)"),
 )
 
 _BY_KEY = {s.key: s for s in SETTINGS}

@@ -20,19 +20,20 @@ from semc.base.errors import InvalidParameters, LogParseError, UnsupportedVersio
 from semc.base.external import PromptAnswer, PromptTable
 
 __all__ = [
-    "CtffindVersion",
-    "CtffindParams",
-    "CtffindResult",
+    "RESOLUTION_INFINITY_ANGSTROM",
     "AvrotCurves",
     "CtfDataValues",
-    "RESOLUTION_INFINITY_ANGSTROM",
-    "ctffind_version_parse",
-    "ctffind_search_range",
+    "CtffindParams",
+    "CtffindResult",
+    "CtffindVersion",
+    "apctfdata_values_from_ctffind",
+    "ctffind_avrot_parse",
+    "ctffind_params_from_search",
     "ctffind_prompt_table",
     "ctffind_results_parse",
-    "ctffind_avrot_parse",
+    "ctffind_search_range",
+    "ctffind_version_parse",
     "defoci_to_convention",
-    "apctfdata_values_from_ctffind",
 ]
 
 _STEP = "ctfestimation"
@@ -103,7 +104,7 @@ class CtffindParams:
     defocus_min_angstrom: float = 5000.0
     defocus_max_angstrom: float = 50000.0
     defocus_step_angstrom: float = 500.0
-    expected_astigmatism_angstrom: float = 500.0
+    expected_astigmatism_angstrom: float | None = 500.0  # None: no restraint on astigmatism
     exhaustive_search: bool = False
     phase_shift: bool = False
     phase_shift_min_deg: float = 10.0
@@ -127,6 +128,8 @@ class CtffindParams:
             raise _bad(f"box_size_px must be an even number >= 16, got {self.box_size_px}")
         if self.movie_frames_to_average is not None and self.movie_frames_to_average < 1:
             raise _bad("movie_frames_to_average must be >= 1")
+        if self.expected_astigmatism_angstrom is not None and not self.expected_astigmatism_angstrom > 0:
+            raise _bad(f"expected_astigmatism_angstrom must be > 0 (or None), got {self.expected_astigmatism_angstrom}")
         if self.phase_shift and not self.phase_shift_min_deg < self.phase_shift_max_deg:
             raise _bad("phase_shift_min_deg must be < phase_shift_max_deg")
 
@@ -182,10 +185,11 @@ def ctffind_prompt_table(params: CtffindParams, *, version: CtffindVersion) -> P
         PromptAnswer(("Defocus search step",), _fmt(p.defocus_step_angstrom)),
         PromptAnswer(("Do you know what astigmatism is present?",), "no"),
         PromptAnswer(("Slower, more exhaustive search?",), _yes(p.exhaustive_search)),
-        PromptAnswer(("Use a restraint on astigmatism?",), "yes"),
-        PromptAnswer(("Expected (tolerated) astigmatism",), _fmt(p.expected_astigmatism_angstrom)),
-        PromptAnswer(("Find additional phase shift?",), _yes(p.phase_shift)),
+        PromptAnswer(("Use a restraint on astigmatism?",), _yes(p.expected_astigmatism_angstrom is not None)),
     ]
+    if p.expected_astigmatism_angstrom is not None:
+        e.append(PromptAnswer(("Expected (tolerated) astigmatism",), _fmt(p.expected_astigmatism_angstrom)))
+    e.append(PromptAnswer(("Find additional phase shift?",), _yes(p.phase_shift)))
     if p.phase_shift:
         e += [PromptAnswer(("Minimum phase shift (rad)",), _fmt(math.radians(p.phase_shift_min_deg))),
               PromptAnswer(("Maximum phase shift (rad)",), _fmt(math.radians(p.phase_shift_max_deg))),
@@ -349,3 +353,34 @@ def apctfdata_values_from_ctffind(result: CtffindResult, *, amplitude_contrast: 
         cross_correlation=cc, confidence=cc, confidence_d=round(math.sqrt(abs(cc)), 5),
         ctffind4_resolution=RESOLUTION_INFINITY_ANGSTROM if math.isinf(res) else res,
     )
+
+
+def ctffind_params_from_search(params, *, input_path: str, diagnostic_path: str) -> CtffindParams:
+    """CTFFIND's answers for a run's `CtfSearchParameters` (the daemon's settings, the built-in engine's too).
+
+    The restraint on astigmatism is answered "no" when the parameters have none; phase-shift
+    limits go from radians to the degrees of `CtffindParams` (and back to radians in the table).
+
+    Raises
+    ------
+    InvalidParameters
+        A setting CTFFIND's basic prompts cannot express: known astigmatism, or resampling
+        options other than CTFFIND's defaults (on, to 1.4 Å).
+    """
+    if params.known_astigmatism_angstrom is not None or params.known_astigmatism_azimuth_degree is not None:
+        raise _bad("known astigmatism is not supported with an external CTFFIND engine")
+    if not params.resample or params.target_pixel_size_angstrom != 1.4:
+        raise _bad("resampling options other than CTFFIND's defaults (resample to 1.4 Å) are not supported "
+                   "with an external CTFFIND engine")
+    return CtffindParams(
+        input_path=input_path, diagnostic_path=diagnostic_path, pixel_size_angstrom=params.pixel_size_angstrom,
+        voltage_kv=params.voltage_kv, cs_mm=params.spherical_aberration_mm,
+        amplitude_contrast=params.amplitude_contrast, box_size_px=params.box_size,
+        resolution_min_angstrom=params.min_resolution_angstrom, resolution_max_angstrom=params.max_resolution_angstrom,
+        defocus_min_angstrom=params.min_defocus_angstrom, defocus_max_angstrom=params.max_defocus_angstrom,
+        defocus_step_angstrom=params.defocus_step_angstrom,
+        expected_astigmatism_angstrom=params.astigmatism_restraint_angstrom,
+        exhaustive_search=params.exhaustive_search, phase_shift=params.find_phase_shift,
+        phase_shift_min_deg=math.degrees(params.min_phase_shift_radian),
+        phase_shift_max_deg=math.degrees(params.max_phase_shift_radian),
+        phase_shift_step_deg=math.degrees(params.phase_shift_step_radian))

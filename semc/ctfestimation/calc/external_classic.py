@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from semc.base.errors import InvalidParameters
 from semc.ctfestimation.calc.external import CtfDataValues, CtffindParams, ctffind_search_range
 
-__all__ = ["ClassicCtffindOptions", "PreviousCtf", "ctffind_params_from_classic", "apctfdata_validity_problems"]
+__all__ = ["ClassicCtffindOptions", "PreviousCtf", "apctfdata_validity_problems", "ctffind_params_from_classic"]
 
 _STEP = "ctfestimation"
 

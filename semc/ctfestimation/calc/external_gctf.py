@@ -12,15 +12,28 @@ import math
 import re
 from dataclasses import dataclass
 
-from semc.base.errors import InvalidParameters, LogParseError
+import numpy as np
+
+from semc.base.errors import InvalidParameters, LogParseError, UnsupportedVersion
 from semc.ctfestimation.calc.external import (
     RESOLUTION_INFINITY_ANGSTROM,
     CtfDataValues,
     defoci_to_convention,
 )
 
-__all__ = ["GctfParams", "GctfResult", "gctf_command", "gctf_log_parse", "gctf_star_parse",
-           "apctfdata_values_from_gctf"]
+__all__ = [
+    "GctfParams",
+    "GctfResult",
+    "GctfVersion",
+    "apctfdata_values_from_gctf",
+    "gctf_command",
+    "gctf_epa_parse",
+    "gctf_log_parse",
+    "gctf_params_from_search",
+    "gctf_star_parse",
+    "gctf_star_values",
+    "gctf_version_parse",
+]
 
 _STEP = "ctfestimation"
 
@@ -86,8 +99,9 @@ class GctfResult:
     resolution_angstrom: float | None
 
 
-def _fail(message: str, path: str | None) -> LogParseError:
-    return LogParseError(message, step=_STEP, path=path, program="gctf")
+def _fail(message: str, path: str | None, version: str | None = None,
+          exposure_id: int | None = None) -> LogParseError:
+    return LogParseError(message, step=_STEP, path=path, program="gctf", version=version, exposure_id=exposure_id)
 
 
 def gctf_log_parse(text: str, *, path: str | None = None) -> GctfResult:
@@ -168,3 +182,135 @@ def apctfdata_values_from_gctf(result: GctfResult, *, amplitude_contrast: float,
         cross_correlation=cc, confidence=cc, confidence_d=round(math.sqrt(abs(cc)), 5),
         ctffind4_resolution=(RESOLUTION_INFINITY_ANGSTROM if res is None or math.isinf(res) else res),
     )
+
+
+#: Gctf versions whose outputs we parse (1.18 is the phase-plate build of the same outputs)
+GCTF_SUPPORTED = ("1.06", "1.18")
+
+
+@dataclass(frozen=True, slots=True)
+class GctfVersion:
+    """A detected Gctf version (``engine`` is always ``gctf``)."""
+
+    engine: str
+    version: str
+
+
+def gctf_version_parse(text: str) -> GctfVersion:
+    """Gctf's version from its banner (printed by ``Gctf --help`` and at the top of every run).
+
+    Takes the last ``x.yy`` number on a line that mentions Gctf or "version" (``Version: v1.06``,
+    ``Gctf-v1.18``).
+
+    Raises
+    ------
+    LogParseError
+        No version in the text.
+    UnsupportedVersion
+        A version other than 1.06 or 1.18.
+    """
+    found = [v for line in text.splitlines() if re.search(r"gctf|version", line, re.IGNORECASE)
+             for v in re.findall(r"(?<![\d.])v?(\d+\.\d+)(?![\d.])", line)]
+    if not found:
+        raise LogParseError(f"no Gctf version in {text.strip()[-200:]!r}", step=_STEP, program="gctf")
+    version = found[-1]
+    if version not in GCTF_SUPPORTED:
+        raise UnsupportedVersion(f"Gctf version {version} has no parser (supported: {', '.join(GCTF_SUPPORTED)})",
+                                 step=_STEP, program="gctf", version=version)
+    return GctfVersion("gctf", version)
+
+
+def gctf_params_from_search(params, *, input_path: str, gpu_id: int = 0) -> GctfParams:
+    """Gctf options for a run's `CtfSearchParameters`; EPA is always on (it gives the fit resolution).
+
+    Gctf has no "no restraint" on astigmatism: without one, its own default (1000 Å) is used.
+    """
+    restraint = params.astigmatism_restraint_angstrom
+    return GctfParams(
+        input_path=input_path, pixel_size_angstrom=params.pixel_size_angstrom, voltage_kv=params.voltage_kv,
+        cs_mm=params.spherical_aberration_mm, amplitude_contrast=params.amplitude_contrast,
+        box_size_px=params.box_size, resolution_min_angstrom=params.min_resolution_angstrom,
+        resolution_max_angstrom=params.max_resolution_angstrom, defocus_min_angstrom=params.min_defocus_angstrom,
+        defocus_max_angstrom=params.max_defocus_angstrom, defocus_step_angstrom=params.defocus_step_angstrom,
+        expected_astigmatism_angstrom=1000.0 if restraint is None else restraint, do_epa=True,
+        phase_shift=params.find_phase_shift, phase_shift_min_deg=math.degrees(params.min_phase_shift_radian),
+        phase_shift_max_deg=math.degrees(params.max_phase_shift_radian),
+        phase_shift_step_deg=math.degrees(params.phase_shift_step_radian), gpu_id=gpu_id)
+
+
+def _star_float(row: dict[str, str], label: str, fail) -> float:
+    try:
+        value = float(row[label])
+    except KeyError:
+        raise fail(f"no {label} in the star row (labels: {', '.join(row)})") from None
+    except ValueError:
+        raise fail(f"{label} is not a number: {row[label]!r}") from None
+    if not math.isfinite(value):
+        raise fail(f"{label} is not finite: {row[label]!r}")
+    return value
+
+
+def gctf_star_values(text: str, *, micrograph: str, path: str | None = None, version: str | None = None,
+                     exposure_id: int | None = None) -> GctfResult:
+    """Gctf's values for ``micrograph`` from ``micrographs_all_gctf.star`` (RELION labels).
+
+    The row is the one whose ``MicrographName`` ends with ``micrograph``; the phase shift
+    (degrees) is 0 without a ``PhaseShift`` column; ``FinalResolution`` may be absent.
+
+    Raises
+    ------
+    LogParseError
+        No row for the micrograph, or a row without numeric ``DefocusU``, ``DefocusV``,
+        ``DefocusAngle`` and ``CtfFigureOfMerit``.
+    """
+    def fail(message: str) -> LogParseError:
+        return _fail(message, path, version, exposure_id)
+
+    try:
+        rows = gctf_star_parse(text, path=path)
+    except LogParseError as exc:
+        raise fail(str(exc.args[0]) if exc.args else "no values in the star file") from None
+    mine = [r for r in rows if r.get("MicrographName", "").endswith(micrograph)]
+    if not mine:
+        raise fail(f"no row for {micrograph} in the star file ({len(rows)} rows)")
+    row = mine[-1]
+    values = [_star_float(row, label, fail) for label in ("DefocusU", "DefocusV", "DefocusAngle", "CtfFigureOfMerit")]
+    phase = _star_float(row, "PhaseShift", fail) if "PhaseShift" in row else 0.0
+    resolution = _star_float(row, "FinalResolution", fail) if "FinalResolution" in row else None
+    return GctfResult(values[0], values[1], values[2], values[3], phase, resolution)
+
+
+def gctf_epa_parse(text: str, *, path: str | None = None, version: str | None = None,
+                   exposure_id: int | None = None) -> dict[str, np.ndarray]:
+    """Gctf's ``_EPA.log``: a header line, then rows of resolution (Å), |CTFsim|, EPA(ln|F|),
+    EPA(ln|F| - background) and the cross-correlation.
+
+    Returns
+    -------
+    dict
+        ``spatial_frequency_per_angstrom``, ``ctf_fit``, ``epa``, ``epa_background_subtracted``,
+        ``cross_correlation``: (n,) arrays, in file order.
+
+    Raises
+    ------
+    LogParseError
+        No data row, a row of other than 5 numbers, or a resolution <= 0.
+    """
+    rows = []
+    for n, line in enumerate(text.splitlines(), 1):
+        tokens = line.split()
+        if not tokens or not re.match(r"[-+\d.]", tokens[0]):
+            continue  # the header
+        try:
+            numbers = [float(t) for t in tokens]
+        except ValueError:
+            raise _fail(f"EPA line {n} is not numeric: {line.strip()!r}", path, version, exposure_id) from None
+        if len(numbers) != 5 or not numbers[0] > 0:
+            raise _fail(f"EPA line {n} has {len(numbers)} values (expected 5, resolution > 0): {line.strip()!r}",
+                        path, version, exposure_id)
+        rows.append(numbers)
+    if not rows:
+        raise _fail("the EPA log has no data row", path, version, exposure_id)
+    data = np.asarray(rows, dtype=np.float64)
+    return {"spatial_frequency_per_angstrom": 1.0 / data[:, 0], "ctf_fit": data[:, 1], "epa": data[:, 2],
+            "epa_background_subtracted": data[:, 3], "cross_correlation": data[:, 4]}
