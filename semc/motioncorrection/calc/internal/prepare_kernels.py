@@ -12,9 +12,9 @@ import numba
 import numpy as np
 from numpy.typing import NDArray
 
-from semc.motioncorrection.calc.internal._jit import NJIT_OPTIONS, NJIT_PARALLEL_OPTIONS
+from semc.motioncorrection.calc.internal._jit import NJIT_PARALLEL_OPTIONS
 
-__all__ = ["correct_frame", "correct_and_bin", "correct_and_warp"]
+__all__ = ["correct_and_bin", "correct_and_warp", "correct_frame"]
 
 _EMPTY = np.zeros((1, 1), dtype=np.float32)
 
@@ -51,19 +51,18 @@ def _correct_bin(raw, gain, dark, use_gain, use_dark, factor, out):  # pragma: n
             out[oy, ox] = acc
 
 
-@numba.njit(inline="always", **NJIT_OPTIONS)
-def _value(raw, gain, dark, use_gain, use_dark, y, x):  # pragma: no cover - jitted
-    v = np.float32(raw[y, x])
-    if use_dark:
-        v -= dark[y, x]
-    if use_gain:
-        v *= gain[y, x]
-    return v
-
-
-@numba.njit(**NJIT_PARALLEL_OPTIONS)
+@numba.njit(**{**NJIT_PARALLEL_OPTIONS, "fastmath": True})
 def _correct_warp(raw, gain, dark, use_gain, use_dark, cx, cy, out):  # pragma: no cover - jitted
+    # The per-pixel cost dominates local-motion summation (23.6 M pixels a K3 frame): the four
+    # gathers are written out in the loop (an inlined helper compiled without fastmath kept
+    # LLVM from scheduling them), the clamps are branches, the weights float32, and fastmath
+    # lets LLVM contract the polynomial (inputs are finite by construction). Measured 0.41 s ->
+    # 0.24 s per K3 frame on one core; results agree with the float64 twin in
+    # tests/motioncorrection/naive.py to ~1e-6 relative.
     ny, nx = out.shape
+    x_max = nx - 1.0
+    y_max = ny - 1.0
+    inv_nx = 1.0 / nx
     for y in numba.prange(ny):
         v = y / ny - 0.5
         # the motion is a quadratic in u along the row: a + b u + c u^2
@@ -71,20 +70,42 @@ def _correct_warp(raw, gain, dark, use_gain, use_dark, cx, cy, out):  # pragma: 
         b_x = cx[1] + cx[5] * v
         a_y = cy[0] + cy[3] * v + cy[4] * v * v
         b_y = cy[1] + cy[5] * v
+        c_x = cx[2]
+        c_y = cy[2]
         for x in range(nx):
-            u = x / nx - 0.5
-            px = x + a_x + (b_x + cx[2] * u) * u
-            py = y + a_y + (b_y + cy[2] * u) * u
-            px = min(max(px, 0.0), nx - 1.0)
-            py = min(max(py, 0.0), ny - 1.0)
-            x0 = min(int(px), nx - 2)
-            y0 = min(int(py), ny - 2)
-            fx = px - x0
-            fy = py - y0
-            v00 = _value(raw, gain, dark, use_gain, use_dark, y0, x0)
-            v01 = _value(raw, gain, dark, use_gain, use_dark, y0, x0 + 1)
-            v10 = _value(raw, gain, dark, use_gain, use_dark, y0 + 1, x0)
-            v11 = _value(raw, gain, dark, use_gain, use_dark, y0 + 1, x0 + 1)
+            u = x * inv_nx - 0.5
+            px = x + a_x + (b_x + c_x * u) * u
+            py = y + a_y + (b_y + c_y * u) * u
+            if px < 0.0:
+                px = 0.0
+            elif px > x_max:
+                px = x_max
+            if py < 0.0:
+                py = 0.0
+            elif py > y_max:
+                py = y_max
+            x0 = int(px)
+            y0 = int(py)
+            x0 = min(x0, nx - 2)
+            y0 = min(y0, ny - 2)
+            fx = np.float32(px - x0)
+            fy = np.float32(py - y0)
+            x1 = x0 + 1
+            y1 = y0 + 1
+            v00 = np.float32(raw[y0, x0])
+            v01 = np.float32(raw[y0, x1])
+            v10 = np.float32(raw[y1, x0])
+            v11 = np.float32(raw[y1, x1])
+            if use_dark:
+                v00 -= dark[y0, x0]
+                v01 -= dark[y0, x1]
+                v10 -= dark[y1, x0]
+                v11 -= dark[y1, x1]
+            if use_gain:
+                v00 *= gain[y0, x0]
+                v01 *= gain[y0, x1]
+                v10 *= gain[y1, x0]
+                v11 *= gain[y1, x1]
             top = v00 + (v01 - v00) * fx
             bottom = v10 + (v11 - v10) * fx
             out[y, x] = top + (bottom - top) * fy
