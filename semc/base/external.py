@@ -329,7 +329,9 @@ def _feed(child, table: PromptTable, ctx: _Ctx, *, deadline: float, prompt_timeo
         wait = max(0.01, min(prompt_timeout_s, deadline - time.monotonic()))
         k = child.expect(patterns, timeout=wait)
         n_left = len(entries) - i
-        if k == n_left:  # EOF
+        if k == n_left:  # EOF: a crash or an error exit mid-dialog, else a dialog shorter than the table
+            child.wait()
+            _status_check(ctx, child.exitstatus, child.signalstatus, _tail(child.before or ""))
             raise ctx.fail(LogParseError, f"{ctx.program} ended before asking {entries[i].label!r}",
                            tail=_tail(child.before or ""))
         if k == n_left + 1:  # nothing we know was asked in time
@@ -425,14 +427,19 @@ def run_interactive(
         transcript = _read_transcript(log_path, fh)
         status = child.exitstatus, child.signalstatus
         fh.write(f"\n# semc: exit status {status[0]} signal {status[1]} after {time.monotonic() - t0:.3f} s\n")
-    if status[1] is not None:
-        raise ctx.fail(ExternalProgramFailed, f"{ctx.program} was killed by signal {status[1]}",
-                       sig=status[1], tail=_tail(transcript))
-    if status[0] != 0:
-        raise ctx.fail(ExternalProgramFailed, f"{ctx.program} exited with status {status[0]}",
-                       returncode=status[0], tail=_tail(transcript))
+    _status_check(ctx, status[0], status[1], _tail(transcript))
     return CompletedRun(ctx.argv, executable, ctx.program, version, 0, transcript, "", str(log_path),
                         time.monotonic() - t0)
+
+
+def _status_check(ctx: _Ctx, exitstatus: int | None, signalstatus: int | None, tail: str) -> None:
+    """Raise `ExternalProgramFailed` for an interactive program killed by a signal or exiting non-zero."""
+    if signalstatus is not None:
+        raise ctx.fail(ExternalProgramFailed, f"{ctx.program} was killed by signal {signalstatus}",
+                       sig=signalstatus, tail=tail)
+    if exitstatus not in (0, None):
+        raise ctx.fail(ExternalProgramFailed, f"{ctx.program} exited with status {exitstatus}",
+                       returncode=exitstatus, tail=tail)
 
 
 def _read_transcript(log_path, fh) -> str:

@@ -36,8 +36,17 @@ def now() -> dt.datetime:
 def run_open(*, name: str, rundir: str, session_id: int, session_name: str, project_id: int | None, preset: str,
              steps: list[str], engines: dict[str, str], parameters: dict[str, Any], command_line: list[str],
              engine_versions: dict[str, str] | None = None, appion_job_id: int | None = None) -> ProcessingRun:
-    """The run of a run directory, created or resumed, marked running by this process."""
+    """The run of a run directory, created or resumed, marked running by this process.
+
+    ``engine_versions`` is completed for every step of ``engines`` it lacks (each engine resolved
+    once here: an external program's executable and detected version, or ``<name> (semc)``).
+    """
     rundir = path_normalise(rundir)
+    missing = {step: name for step, name in engines.items() if step not in (engine_versions or {})}
+    if missing:
+        from semc.base.engines import engine_versions as versions_detect
+
+        engine_versions = {**(engine_versions or {}), **versions_detect(missing)}
     values = dict(name=name, session_id=session_id, session_name=session_name, project_id=project_id,
                   preset=preset or "", steps=steps, engines=engines, engine_versions=engine_versions or {},
                   parameters=parameters, command_line=command_line, host=socket.gethostname(), pid=os.getpid(),

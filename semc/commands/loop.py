@@ -3,7 +3,7 @@
 Example::
 
     semc loop --session 26nov23a --preset enn --steps motioncorrection,ctfestimation \\
-        --engine builtin --cluster local --rundir /data/appion/26nov23a/ddstack/ddstack1 --runname ddstack1
+        --engine builtin --ctf-engine ctffind4 --cluster local --rundir /data/appion/26nov23a/ddstack/ddstack1 --runname ddstack1
 """
 
 from __future__ import annotations
@@ -23,9 +23,17 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--preset", default=None, help="raw preset name (manual: images without a preset)")
     parser.add_argument("--steps", default="motioncorrection,ctfestimation",
                         help="comma list: motioncorrection, ctfestimation (default both, chained)")
-    parser.add_argument("--engine", default="builtin",
+    parser.add_argument("--engine", "--mc-engine", dest="engine", default="builtin",
+                        choices=("builtin", "builtin-gpu", "motioncor2", "motioncor3"),
                         help="motion-correction engine: builtin, or motioncor2/motioncor3 (executable from "
-                             "SEMC_MOTIONCOR2_EXE / SEMC_MOTIONCOR3_EXE or PATH); CTF: builtin")
+                             "engines.motioncor2_exe / SEMC_MOTIONCOR2_EXE, ... or PATH)")
+    parser.add_argument("--ctf-engine", default="builtin", choices=("builtin", "builtin-gpu", "ctffind4",
+                                                                    "ctffind5", "gctf"),
+                        help="CTF engine: builtin, or ctffind4/ctffind5/gctf (executable from "
+                             "engines.ctffind4_exe / SEMC_CTFFIND4_EXE, ... or PATH)")
+    parser.add_argument("--external-timeout", type=float, default=None,
+                        help="seconds an external program may run on one exposure "
+                             "(default: engines.timeout_s, 600)")
     parser.add_argument("--cluster", default=None, help="local, slurm, or a scheduler address (default: config)")
     parser.add_argument("--workers", type=int, default=None, help="local cluster: number of workers")
     parser.add_argument("--rundir", required=True, help="run directory (basename = run name)")
@@ -65,6 +73,24 @@ def _pair(text: str, kind=float) -> tuple:
     return tuple(parts)
 
 
+def engines_of(args: argparse.Namespace, steps: tuple[str, ...]) -> dict[str, str]:
+    """The engine of each step that runs (what the run records, and what is resolved at start-up)."""
+    chosen = {"motioncorrection": getattr(args, "engine", "builtin"),
+              "ctfestimation": getattr(args, "ctf_engine", "builtin")}
+    return {step: chosen[step] for step in steps if step in chosen}
+
+
+def external_timeout_s(args: argparse.Namespace) -> float:
+    """``--external-timeout``, else the configuration's ``engines.timeout_s``."""
+    if getattr(args, "external_timeout", None) is not None:
+        if not args.external_timeout > 0:
+            raise SystemExit(f"--external-timeout must be > 0, got {args.external_timeout}")
+        return float(args.external_timeout)
+    from semc.config import config_load
+
+    return float(config_load().values["engines.timeout_s"])
+
+
 def loop_params_from_args(args: argparse.Namespace):
     """The controller's frozen parameters from parsed arguments (pure apart from imports)."""
     from semc.loop import LoopParams
@@ -82,17 +108,19 @@ def loop_params_from_args(args: argparse.Namespace):
                                           tolerance_px=args.tolerance, bfactor_global_px2=bft[0],
                                           bfactor_local_px2=bft[1], output_bin=args.bin),
             rundir=rundir, dose_weighting=args.doseweight, eer_frames_per_fraction=args.eer_fraction,
-            engine=args.engine)
+            engine=args.engine, external_timeout_s=external_timeout_s(args))
     if "ctfestimation" in steps:
         from semc.ctfestimation.task import ctf_task_config
 
         ctf = ctf_task_config(rundir=rundir, box=args.ctf_box, resmin=args.resmin, resmax=args.resmax,
-                              defocus_range=_pair(args.defocus_range), amplitude_contrast=args.ampcontrast)
+                              defocus_range=_pair(args.defocus_range), amplitude_contrast=args.ampcontrast,
+                              engine=getattr(args, "ctf_engine", "builtin"),
+                              external_timeout_s=external_timeout_s(args))
     return LoopParams(
         session=args.session, preset=args.preset, steps=steps, rundir=rundir,
         runname=args.runname or os.path.basename(rundir), pipeline=PipelineConfig(steps=steps, motioncorrection=mc,
                                                                                   ctfestimation=ctf),
-        engines={"motioncorrection": args.engine, "ctfestimation": "builtin"}, parameters={k: v for k, v in vars(args).items()},
+        engines=engines_of(args, steps), parameters={k: v for k, v in vars(args).items()},
         command_line=tuple(sys.argv), wait=args.wait, poll_interval_s=args.poll_interval,
         max_in_flight=args.max_in_flight, max_attempts=args.max_attempts, reverse=args.reverse, limit=args.limit,
         tilt_mode=args.tiltangle, apply_rejects=args.apply_rejects, project_id=args.projectid, job_id=args.jobid)

@@ -17,9 +17,12 @@ from semc.base.exposure import ExposureInputs
 from semc.ctfestimation.calc.appion import short_image_name
 from semc.ctfestimation.types import CtfSearchParameters
 
-__all__ = ["CtfTaskConfig", "CtfOutcome", "ctf_task_config", "ctfestimation_run"]
+__all__ = ["EXTERNAL_ENGINES", "CtfOutcome", "CtfTaskConfig", "ctf_task_config", "ctfestimation_run",
+           "files_place", "pictures_write", "short_name_of"]
 
 _STEP = "ctfestimation"
+#: engines run as external programs (semc.ctfestimation.task_external)
+EXTERNAL_ENGINES = ("ctffind4", "ctffind5", "gctf")
 
 
 @dataclass(frozen=True, slots=True)
@@ -29,6 +32,8 @@ class CtfTaskConfig:
     params: CtfSearchParameters
     rundir: str
     align_label: str = "a"
+    engine: str = "builtin"  # builtin | ctffind4 | ctffind5 | gctf (an external program through the runner)
+    external_timeout_s: float = 600.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,12 +61,14 @@ class CtfOutcome:
 
 def ctf_task_config(*, rundir: str, box: int = 512, resmin: float = 30.0, resmax: float = 5.0,
                     defocus_range: tuple[float, float] = (5000.0, 50000.0), amplitude_contrast: float = 0.07,
-                    align_label: str = "a") -> CtfTaskConfig:
+                    align_label: str = "a", engine: str = "builtin",
+                    external_timeout_s: float = 600.0) -> CtfTaskConfig:
     """A run's CTF configuration; the placeholder pixel size is replaced per exposure."""
     params = CtfSearchParameters(pixel_size_angstrom=1.0, amplitude_contrast=amplitude_contrast, box_size=box,
                                  min_resolution_angstrom=resmin, max_resolution_angstrom=resmax,
                                  min_defocus_angstrom=defocus_range[0], max_defocus_angstrom=defocus_range[1])
-    return CtfTaskConfig(params=params, rundir=rundir, align_label=align_label)
+    return CtfTaskConfig(params=params, rundir=rundir, align_label=align_label, engine=engine,
+                         external_timeout_s=external_timeout_s)
 
 
 def _micrograph(inputs: ExposureInputs, image, motioncorrection):
@@ -78,29 +85,60 @@ def _micrograph(inputs: ExposureInputs, image, motioncorrection):
     return data, inputs.pixel_size_angstrom
 
 
-def _pictures(result, folder: Path, short: str) -> dict[str, str]:
+def pictures_write(image: np.ndarray, frequency_per_angstrom: np.ndarray, curves: dict[str, np.ndarray],
+                   folder: Path, short: str) -> dict[str, str]:
+    """Classic graph3 (``<short>-pow.jpg``, the diagnostic image) and graph4 (``<short>-pow_avrot.png``,
+    the 1-D profiles over spatial frequency) in ``folder``; returns kind -> path."""
     from semc.base.imaging import ctf_profile_png, image_png
 
-    d = result.diagnostics
     files = {"graph3": str(folder / f"{short}-pow.jpg"), "graph4": str(folder / f"{short}-pow_avrot.png")}
-    image_png(d.diagnostic_image, files["graph3"])
-    ctf_profile_png(d.spatial_frequency_per_angstrom,
-                    {"spectrum": d.rotational_average, "CTF fit": d.ctf_fit, "fit quality": d.fit_correlation},
-                    files["graph4"])
+    image_png(image, files["graph3"])
+    ctf_profile_png(frequency_per_angstrom, curves, files["graph4"])
     return files
+
+
+def _pictures(result, folder: Path, short: str) -> dict[str, str]:
+    d = result.diagnostics
+    return pictures_write(d.diagnostic_image, d.spatial_frequency_per_angstrom,
+                          {"spectrum": d.rotational_average, "CTF fit": d.ctf_fit, "fit quality": d.fit_correlation},
+                          folder, short)
+
+
+#: kinds of output that go to ``<rundir>/opimages`` (the rest stay in the run directory)
+OPIMAGES_KINDS = ("diagnostic", "graph3", "graph4")
+
+
+def files_place(produced: dict[str, Path], rundir: Path) -> dict[str, str]:
+    """Move finished outputs from the attempt folder into place (``os.replace``); returns kind -> final path."""
+    (rundir / "opimages").mkdir(exist_ok=True)
+    files = {}
+    for kind, path in produced.items():
+        target = rundir / ("opimages" if kind in OPIMAGES_KINDS else "") / path.name
+        os.replace(path, target)
+        files[kind] = str(target)
+    return files
+
+
+def short_name_of(inputs: ExposureInputs, config: CtfTaskConfig, motioncorrection) -> str:
+    """Appion's short name of the micrograph: the aligned ``-<label>`` image when chained, else the exposure."""
+    return short_image_name(inputs.filename + (f"-{config.align_label}" if motioncorrection is not None else ""))
 
 
 def ctfestimation_run(inputs: ExposureInputs, config: CtfTaskConfig, *, image=None, motioncorrection=None,
                       attempt_key: str) -> CtfOutcome:
     """Fit the CTF of one micrograph; files land in ``<rundir>`` and ``<rundir>/opimages``."""
+    if config.engine in EXTERNAL_ENGINES:
+        from semc.ctfestimation.task_external import ctfestimation_external_run
+
+        return ctfestimation_external_run(inputs, config, image=image, motioncorrection=motioncorrection,
+                                          attempt_key=attempt_key)
     from semc.ctfestimation.api import estimate_ctf
 
     started = time.time()
     data, pixel = _micrograph(inputs, image, motioncorrection)
     params = replace(config.params, pixel_size_angstrom=pixel, voltage_kv=inputs.voltage_kv,
                      spherical_aberration_mm=inputs.cs_mm)
-    name = inputs.filename + (f"-{config.align_label}" if motioncorrection is not None else "")
-    short = short_image_name(name)
+    short = short_name_of(inputs, config, motioncorrection)
     rundir = Path(config.rundir)
     attempt = rundir / ".attempts" / f"ctf-{attempt_key}"
     shutil.rmtree(attempt, ignore_errors=True)
@@ -110,12 +148,7 @@ def ctfestimation_run(inputs: ExposureInputs, config: CtfTaskConfig, *, image=No
         produced = {"diagnostic": attempt / f"{short}-pow.mrc", "results": attempt / f"{short}-pow.txt",
                     "avrot": attempt / f"{short}-pow_avrot.txt", **{k: Path(v) for k, v in
                                                                    _pictures(result, attempt, short).items()}}
-        (rundir / "opimages").mkdir(exist_ok=True)
-        files = {}
-        for kind, path in produced.items():
-            target = rundir / ("opimages" if kind in ("diagnostic", "graph3", "graph4") else "") / path.name
-            os.replace(path, target)
-            files[kind] = str(target)
+        files = files_place(produced, rundir)
     finally:
         shutil.rmtree(attempt, ignore_errors=True)
     return CtfOutcome(

@@ -252,3 +252,16 @@ def test_a_program_that_cannot_start_is_an_external_failure_not_an_oserror(tmp_p
     with pytest.raises(ExternalProgramFailed, match="could not be started"):
         run_interactive([sys.executable, "-c", "pass"], answers=TABLE, cwd=tmp_path / "absent", timeout_s=5,
                         log_path=tmp_path / "b.log")
+
+
+def test_an_interactive_program_dying_mid_dialog_is_a_crash_not_a_short_dialog(tmp_path):
+    prog = script(tmp_path, "asker_crash", """
+        import os, signal, sys
+        sys.stdout.write("Input image file name : "); sys.stdout.flush(); sys.stdin.readline()
+        print("Segmentation fault ahead"); sys.stdout.flush(); os.kill(os.getpid(), signal.SIGSEGV)
+    """)
+    with pytest.raises(ExternalProgramFailed) as info:
+        run_interactive([prog], answers=TABLE, cwd=tmp_path, timeout_s=30, log_path=tmp_path / "c.log",
+                        prompt_timeout_s=5, exposure_id=8, program="ctffind4", version="4.1.14")
+    assert info.value.signal == 11 and info.value.exposure_id == 8 and info.value.version == "4.1.14"
+    assert "Segmentation fault ahead" in (tmp_path / "c.log").read_text()

@@ -104,7 +104,8 @@ def _fail(message: str, path: str | None, version: str | None = None,
     return LogParseError(message, step=_STEP, path=path, program="gctf", version=version, exposure_id=exposure_id)
 
 
-def gctf_log_parse(text: str, *, path: str | None = None) -> GctfResult:
+def gctf_log_parse(text: str, *, path: str | None = None, version: str | None = None,
+                   exposure_id: int | None = None) -> GctfResult:
     """Parse ``_gctf.log``: the last line after a ``Defocus_U`` header, and the ``Resolution`` line.
 
     Raises
@@ -116,14 +117,14 @@ def gctf_log_parse(text: str, *, path: str | None = None) -> GctfResult:
     lines = text.splitlines()
     heads = [i for i, line in enumerate(lines) if line.split()[:1] == ["Defocus_U"]]
     if not heads or heads[-1] + 1 >= len(lines):
-        raise _fail("no 'Defocus_U' header followed by a value line in the Gctf log", path)
+        raise _fail("no 'Defocus_U' header followed by a value line in the Gctf log", path, version, exposure_id)
     tokens = lines[heads[-1] + 1].split()
     if len(tokens) not in (6, 7):
-        raise _fail(f"Gctf value line has {len(tokens)} tokens, expected 6 or 7: {tokens}", path)
+        raise _fail(f"Gctf value line has {len(tokens)} tokens, expected 6 or 7: {tokens}", path, version, exposure_id)
     try:
         values = [float(t) for t in tokens[:len(tokens) - 2]]
     except ValueError:
-        raise _fail(f"Gctf value line is not numeric: {tokens}", path) from None
+        raise _fail(f"Gctf value line is not numeric: {tokens}", path, version, exposure_id) from None
     phase = values[3] if len(tokens) == 7 else 0.0
     resolution = None
     for line in lines:
@@ -132,7 +133,7 @@ def gctf_log_parse(text: str, *, path: str | None = None) -> GctfResult:
             try:
                 resolution = float(words[6])
             except ValueError:
-                raise _fail(f"Resolution line 7th token is not a number: {line!r}", path) from None
+                raise _fail(f"Resolution line 7th token is not a number: {line!r}", path, version, exposure_id) from None
     return GctfResult(values[0], values[1], values[2], values[-1], phase, resolution)
 
 
@@ -199,8 +200,8 @@ class GctfVersion:
 def gctf_version_parse(text: str) -> GctfVersion:
     """Gctf's version from its banner (printed by ``Gctf --help`` and at the top of every run).
 
-    Takes the last ``x.yy`` number on a line that mentions Gctf or "version" (``Version: v1.06``,
-    ``Gctf-v1.18``).
+    Takes the first ``x.yy`` number on a line that mentions Gctf or "version" (``Version: v1.06``,
+    ``Gctf-v1.18``): the banner comes first, later lines may name other versions (CUDA's).
 
     Raises
     ------
@@ -213,7 +214,7 @@ def gctf_version_parse(text: str) -> GctfVersion:
              for v in re.findall(r"(?<![\d.])v?(\d+\.\d+)(?![\d.])", line)]
     if not found:
         raise LogParseError(f"no Gctf version in {text.strip()[-200:]!r}", step=_STEP, program="gctf")
-    version = found[-1]
+    version = found[0]
     if version not in GCTF_SUPPORTED:
         raise UnsupportedVersion(f"Gctf version {version} has no parser (supported: {', '.join(GCTF_SUPPORTED)})",
                                  step=_STEP, program="gctf", version=version)
@@ -269,7 +270,7 @@ def gctf_star_values(text: str, *, micrograph: str, path: str | None = None, ver
     try:
         rows = gctf_star_parse(text, path=path)
     except LogParseError as exc:
-        raise fail(str(exc.args[0]) if exc.args else "no values in the star file") from None
+        raise fail(exc.message) from None
     mine = [r for r in rows if r.get("MicrographName", "").endswith(micrograph)]
     if not mine:
         raise fail(f"no row for {micrograph} in the star file ({len(rows)} rows)")
