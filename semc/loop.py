@@ -72,6 +72,7 @@ class LoopParams:
     project_id: int | None = None
     job_id: int | None = None
     jobtype: str = "makeddrawframestack"
+    commit: bool = True  # False: a dry run (semc.classic.dryrun): files in the run dir only, no rows
 
     def __post_init__(self) -> None:
         unknown = [s for s in self.steps if s not in STEPS]
@@ -435,6 +436,11 @@ def loop_run(params: LoopParams, *, cluster_backend: str | None = None, n_worker
 
     with RunDirLock(params.rundir):
         cluster = cluster_open(cluster_backend, rundir=Path(params.rundir), n_workers=n_workers)
+        if not params.commit:  # a dry run writes no database row at all, so it does not use the Controller
+            from semc.classic.dryrun import dry_run
+
+            with cluster:
+                return dry_run(params, cluster)
         controller = Controller(params, cluster)
         failed = False
         try:
