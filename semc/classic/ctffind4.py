@@ -16,8 +16,9 @@ previous CTF of the image (``--bestdb``), else the microscope's defocus, ``--num
 from __future__ import annotations
 
 import math
+import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import replace
 
 from semc.classic.options import ClassicArgs, ClassicParser, ClassicUsageError
@@ -44,12 +45,13 @@ __all__ = [
 SPEC = ScriptSpec(prog="ctffind4.py", function="ctffind4", process_dir="ctf", jobtype="ctfestimate",
                   steps=("ctfestimation",))
 SPEC_CTFFIND5 = replace(SPEC, prog="ctffind5.py", function="ctffind5")
-#: engines the daemon's CTF step runs today
-CTF_ENGINES = ("builtin",)
+CTF_ENGINES = ("builtin", "builtin-gpu", "ctffind4", "ctffind5", "gctf")
+ENGINE_ENV = "SEMC_CLASSIC_CTF_ENGINE"
 
 
-def parser_build(spec: ScriptSpec = SPEC) -> ClassicParser:
+def parser_build(spec: ScriptSpec = SPEC, env: Mapping[str, str] | None = None) -> ClassicParser:
     """The script's full option set: classic global/loop flags plus the CTFFIND flags."""
+    env = os.environ if env is None else env
     p = ClassicParser(spec.prog, __doc__.split("\n\n")[1])
     g = "CTF estimation (classic ctffind4.py)"
     p.value(g, "--ampcontrast", dest="ampcontrast", type=float, default=0.07, help="amplitude contrast (fraction)")
@@ -75,8 +77,9 @@ def parser_build(spec: ScriptSpec = SPEC) -> ClassicParser:
              help="search an additional phase shift (phase plate)")
     p.switch(g, ["--exhaust", "--exhaustive-search"], [], dest="exhaustiveSearch", default=False,
              help="slower, more exhaustive astigmatism search")
-    p.value(g, "--engine", dest="engine", default="builtin", choices=CTF_ENGINES,
-            help="SEMC: the CTF engine (builtin: SEMC's CTFFIND 4.1 search)")
+    p.value(g, "--engine", dest="engine", default=env.get(ENGINE_ENV) or "builtin", choices=CTF_ENGINES,
+            help=f"SEMC: builtin (SEMC's CTFFIND 4.1 search), builtin-gpu, or an installed ctffind4/ctffind5/gctf "
+                 f"(SEMC_CTFFIND4_EXE, ... or PATH); default ${ENGINE_ENV} else")
     r = "classic flags SEMC refuses unless left at their default"
     p.value(r, "--ddstackid", dest="ddstackid", type=int,
             help="CTF on a saved frame stack (movie mode) is not supported: run on the aligned preset")
@@ -155,7 +158,8 @@ def _params_build(spec: ScriptSpec):
 
         options = classic_options(args)
         ctf = ctf_task_config(rundir=context.rundir, box=options.fieldsize, resmin=options.resmin_angstrom,
-                              resmax=options.resmax_angstrom, amplitude_contrast=options.ampcontrast)
+                              resmax=options.resmax_angstrom, amplitude_contrast=options.ampcontrast,
+                              engine=args["engine"])
         ctf = replace(ctf, params=replace(ctf.params, defocus_step_angstrom=options.defstep_um * 1e4))
         params = LoopParams(pipeline=PipelineConfig(steps=spec.steps, ctfestimation=ctf),
                             engines={"ctfestimation": args["engine"]}, **loop_values(args, spec=spec, context=context))

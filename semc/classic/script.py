@@ -166,7 +166,8 @@ def param_usages(parser: ClassicParser, args: ClassicArgs) -> list[tuple[str, An
         longs = [o for o in action.option_strings if o.startswith("--")] or action.option_strings
         if not longs or action.dest in ("help", "verbose"):
             continue
-        key = (action.dest, getattr(action, "fixed", None))
+        fixed = getattr(action, "fixed", None)
+        key = (action.dest, fixed if isinstance(fixed, bool) else None)
         spelled.setdefault(key, longs[0])
     out = []
     for dest, value in sorted(args.values.items()):
