@@ -90,6 +90,31 @@ SETTINGS: tuple[Setting, ...] = (
             "seconds an external program may run on one exposure before its process group is killed"),
     Setting("engines.version_timeout_s", "SEMC_VERSION_TIMEOUT_S", "int", 60,
             "seconds an external program's version probe may take (once per worker)"),
+    # result events and quality control (semc/events/; README "Events and quality control")
+    Setting("events.broker_url", "SEMC_EVENTS_BROKER_URL", "str", None,
+            "message broker: amqp[s]://user:password@host:port/vhost or stomp[+ssl]://user:password@host:port/vhost;"
+            " unset: no messages are written or published", secret=True),
+    Setting("events.exchange", "SEMC_EVENTS_EXCHANGE", "str", "semc.events", "AMQP topic exchange (durable)"),
+    Setting("events.topic_prefix", "SEMC_EVENTS_TOPIC_PREFIX", "str", "semc",
+            "first word of every routing key: <prefix>.<type words>.<session>"),
+    Setting("events.stomp_destination", "SEMC_EVENTS_STOMP_DESTINATION", "str", "/topic/{routing_key}",
+            "STOMP destination template ({routing_key}, {exchange})"),
+    Setting("events.publisher", "SEMC_EVENTS_PUBLISHER", "choice:thread|external", "thread",
+            "thread: the daemon publishes from a background thread; external: `semc events publish` does"),
+    Setting("events.progress_interval_s", "SEMC_EVENTS_PROGRESS_INTERVAL_S", "int", 30,
+            "seconds between backlog/latency messages of a run"),
+    Setting("events.retention_days", "SEMC_EVENTS_RETENTION_DAYS", "int", 7,
+            "published messages are deleted from the outbox after this many days"),
+    Setting("qc.enabled", "SEMC_QC", "bool", True, "quality control of each run's results"),
+    Setting("qc.rules", "SEMC_QC_RULES", "path", None, "TOML file of QC rules (default: the built-in rules)"),
+    Setting("qc.assess", "SEMC_QC_ASSESS", "bool", True,
+            "write QC keep/reject as classic ApAssessmentData rows (never over an existing assessment)"),
+    Setting("qc.notify_email", "SEMC_QC_NOTIFY_EMAIL", "list", [],
+            "addresses e-mailed on a session verdict (Django's EMAIL_* settings)"),
+    Setting("qc.webhook_url", "SEMC_QC_WEBHOOK_URL", "str", None,
+            "URL POSTed the session verdict message as JSON", secret=True),
+    Setting("qc.notify_level", "SEMC_QC_NOTIFY_LEVEL", "choice:GOOD|STOP_AT_END|STOP_NOW", "STOP_AT_END",
+            "least severe verdict that notifies (a recovery to GOOD notifies when a notified verdict ends)"),
 )
 
 _BY_KEY = {s.key: s for s in SETTINGS}
