@@ -37,12 +37,12 @@ from semc.base.errors import CorruptInput
 __all__ = [
     "AcquisitionMetadata",
     "MdocDocument",
-    "epu_xml_parse",
+    "camera_instrument_name",
     "epu_ids_from_path",
+    "epu_xml_parse",
+    "mdoc_metadata",
     "mdoc_parse",
     "mdoc_text_parse",
-    "mdoc_metadata",
-    "camera_instrument_name",
 ]
 
 logger = logging.getLogger(__name__)
@@ -161,10 +161,10 @@ def _iso_epoch(value: str | None, *, path: str) -> float | None:
         raise CorruptInput(f"acquisition time {value!r} is not ISO 8601", step=_STEP, path=path)
     base, fraction, zone = match.groups()
     # EPU writes 7 fractional digits (.NET ticks); Python takes at most 6
-    micro = int(round(float(fraction or "0") * 1e6))
+    micro = round(float(fraction or "0") * 1e6)
     when = dt.datetime.fromisoformat(base).replace(microsecond=min(micro, 999_999))
     if zone == "Z":
-        when = when.replace(tzinfo=dt.timezone.utc)
+        when = when.replace(tzinfo=dt.UTC)
     elif zone:
         sign = 1 if zone[0] == "+" else -1
         hours, minutes = int(zone[1:3]), int(zone[4:6])
