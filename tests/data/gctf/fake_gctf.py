@@ -58,7 +58,7 @@ def main():
         min_defocus_angstrom=float(opts["defL"]), max_defocus_angstrom=float(opts["defH"]),
         defocus_step_angstrom=float(opts["defS"]), astigmatism_restraint_angstrom=float(opts["astm"]))
     r = estimate_ctf(image, params=params)
-    root = image[: -len(".mrc")] if image.endswith(".mrc") else image
+    root = image.removesuffix(".mrc")
     write_mrc(f"{root}.ctf", r.diagnostics.diagnostic_image, pixel_size_angstrom=None)
     with open(f"{root}_gctf.log", "w") as fh:
         fh.write(banner + "\n")
@@ -71,9 +71,9 @@ def main():
     d = r.diagnostics
     with open(f"{root}_EPA.log", "w") as fh:
         fh.write("  Resolution     |CTFsim|  EPA( Ln|F| )  EPA(Ln|F| - Bg)  CCC\n")
-        for k in range(1, d.spatial_frequency_per_angstrom.size):
-            fh.write(f"{1.0 / d.spatial_frequency_per_angstrom[k]:12.6f} {d.ctf_fit[k]:12.6f} "
-                     f"{d.rotational_average[k]:12.6f} {d.rotational_average[k]:12.6f} {d.fit_correlation[k]:12.6f}\n")
+        fh.writelines(f"{1.0 / d.spatial_frequency_per_angstrom[k]:12.6f} {d.ctf_fit[k]:12.6f} "
+                      f"{d.rotational_average[k]:12.6f} {d.rotational_average[k]:12.6f} "
+                      f"{d.fit_correlation[k]:12.6f}\n" for k in range(1, d.spatial_frequency_per_angstrom.size))
     values = [image, f"{root}.ctf:mrc", f"{r.defocus_1_angstrom:.6f}", f"{r.defocus_2_angstrom:.6f}",
               f"{r.astigmatism_azimuth_degree:.6f}", opts["kv"], opts["cs"], opts["ac"], "10000.0", opts["apix"],
               f"{r.cross_correlation:.6f}", f"{r.fit_resolution_angstrom:.6f}"]
