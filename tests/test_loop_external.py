@@ -175,3 +175,41 @@ def test_a_missing_program_stops_the_run_at_start_up_naming_the_setting(tmp_path
         controller.prepare()
     assert info.value.key == "SEMC_CTFFIND4_EXE" and "ctffind-not-installed" in str(info.value)
     assert not ProcessingRun.objects.filter(name="missing").exists()
+
+
+def _loop_args(*argv: str):
+    import argparse
+
+    from semc.commands.loop import add_arguments
+
+    parser = argparse.ArgumentParser()
+    add_arguments(parser)
+    return parser.parse_args(["--session", "26nov23a", "--rundir", "/data/appion/ctf1", *argv])
+
+
+def test_loop_flags_choose_each_step_engine_and_the_timeout(monkeypatch):
+    from semc.commands.loop import loop_params_from_args
+
+    monkeypatch.setenv("SEMC_CONFIG", "none")
+    params = loop_params_from_args(_loop_args("--mc-engine", "motioncor2", "--ctf-engine", "gctf",
+                                              "--external-timeout", "90"))
+    assert params.engines == {"motioncorrection": "motioncor2", "ctfestimation": "gctf"}
+    assert params.pipeline.motioncorrection.engine == "motioncor2" and params.pipeline.ctfestimation.engine == "gctf"
+    assert params.pipeline.motioncorrection.external_timeout_s == params.pipeline.ctfestimation.external_timeout_s == 90
+    assert _loop_args("--engine", "motioncor3").engine == "motioncor3"  # the historical name of the flag
+    only_ctf = loop_params_from_args(_loop_args("--steps", "ctfestimation", "--ctf-engine", "ctffind5"))
+    assert only_ctf.engines == {"ctfestimation": "ctffind5"}  # no engine resolved for a step that does not run
+
+
+def test_the_timeout_comes_from_the_configuration_and_unknown_engines_are_refused(monkeypatch, capsys):
+    from semc.commands.loop import loop_params_from_args
+
+    monkeypatch.setenv("SEMC_CONFIG", "none")
+    monkeypatch.setenv("SEMC_EXTERNAL_TIMEOUT_S", "1200")
+    params = loop_params_from_args(_loop_args("--ctf-engine", "ctffind4"))
+    assert params.pipeline.ctfestimation.external_timeout_s == 1200.0
+    with pytest.raises(SystemExit):
+        _loop_args("--ctf-engine", "ctffind3")
+    assert "invalid choice: 'ctffind3'" in capsys.readouterr().err
+    with pytest.raises(SystemExit, match="must be > 0"):
+        loop_params_from_args(_loop_args("--external-timeout", "0"))
