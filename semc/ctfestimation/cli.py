@@ -15,8 +15,18 @@ import time
 from typing import TextIO
 
 from semc.base.errors import ProcessingError
-from semc.ctfestimation.ctffind_files import CTFFIND_VERSION, ctffind_files_write, ctffind_output_paths
-from semc.ctfestimation.ctffind_protocol import CtffindAnswers, PromptReader, ProtocolError, ctffind_answers_read
+from semc.ctfestimation.ctffind_files import (
+    CTFFIND_VERSION,
+    ctffind_files_write,
+    ctffind_output_paths,
+)
+from semc.ctfestimation.ctffind_protocol import (
+    CtffindAnswers,
+    PromptReader,
+    ProtocolError,
+    ctffind_answers_read,
+    ctffind_old_school_read,
+)
 from semc.ctfestimation.types import CtfResult, CtfSearchParameters
 
 __all__ = ["ctffind_main"]
@@ -26,6 +36,13 @@ _USAGE = """Usage: semc-ctffind [options]   (answers are read from standard inpu
 A CTFFIND 4.1-compatible CTF estimator (SEMC built-in engine).
 
 Options:
+  --old-school-input                   read CTFFIND 3's input lines instead of answering prompts:
+                                         input file / diagnostic file /
+                                         CS[mm], HT[kV], AmpCnst, XMAG, DStep[um] /
+                                         Box, ResMin[A], ResMax[A], dFMin[A], dFMax[A], FStep[A], dAst[A]
+  --old-school-input-ctffind4          the same, then two more lines:
+                                         is_movie, frames_to_average /
+                                         find_phase_shift, min_phase_shift, max_phase_shift, step (rad)
   --amplitude-spectrum-input           the input image is an amplitude spectrum (origin at the centre)
   --filtered-amplitude-spectrum-input  same, already background-subtracted (treated as an amplitude spectrum)
   --omp-num-threads N, -j N            number of threads
@@ -37,7 +54,7 @@ Options:
 
 
 def _flags(argv: list[str]) -> dict:
-    flags = {"spectrum": False, "threads": None, "ctffind5": os.environ.get("SEMC_CTFFIND_PROMPTS", "") == "5"}
+    flags = {"spectrum": False, "threads": None, "ctffind5": os.environ.get("SEMC_CTFFIND_PROMPTS", "") == "5", "old_school": None}
     i = 0
     while i < len(argv):
         arg = argv[i]
@@ -53,7 +70,9 @@ def _flags(argv: list[str]) -> dict:
         elif arg == "--fast":
             pass
         elif arg in ("--old-school-input", "--old-school-input-ctffind4"):
-            raise ProtocolError(f"Error: {arg} is not supported by semc-ctffind; answer the interactive prompts instead")
+            if flags["old_school"] not in (None, arg):
+                raise ProtocolError("Error: give only one of --old-school-input and --old-school-input-ctffind4")
+            flags["old_school"] = arg
         elif arg in ("-h", "--help", "--version"):
             flags[arg.lstrip("-")] = True
         else:
@@ -111,6 +130,34 @@ def _estimate(answers: CtffindAnswers, *, spectrum_input: bool, workers: int) ->
     return [ctf_estimate_from_image(s, params=params, workers=workers) for s in sections], params
 
 
+def _dfmid_row(defocus_1: float, defocus_2: float, azimuth: float, score: float) -> str:
+    return f"{defocus_1:12.2f}{defocus_2:12.2f}{azimuth:12.2f}{score:12.5f}"
+
+
+def _old_school_header(answers: CtffindAnswers, line3: tuple[float, float], out: TextIO) -> None:
+    """CTFFIND's echo of line 3 (RELION's CTFFIND 3 reader looks for it)."""
+    magnification, detector_step = line3
+    out.write(f"\n CS[mm], HT[kV], AmpCnst, XMAG, DStep[um]\n{answers.spherical_aberration_mm:5.1f}{answers.voltage_kv:9.1f}"
+              f"{answers.amplitude_contrast:8.2f}{magnification:10.1f}{detector_step:9.3f}\n\n")
+
+
+def _old_school_report(results: list[CtfResult], *, ctffind3: bool, phase_searched: bool, out: TextIO) -> None:
+    """CTFFIND's DFMID1/DFMID2/ANGAST/CC tables; with ``--old-school-input`` the "Final Values" line
+    that CTFFIND 3 clients (RELION's ``relion_run_ctffind`` without ``--is_ctffind4``) parse."""
+    header = "      DFMID1      DFMID2      ANGAST          CC\n"
+    for r in results:
+        if ctffind3:
+            out.write("\nSEARCHING CTF PARAMETERS...\n")
+        if r.search_start is not None:
+            out.write(header + _dfmid_row(*r.search_start) + "\n")
+        if ctffind3:
+            out.write("\nREFINING CTF PARAMETERS...\n" + header)
+            out.write(_dfmid_row(r.defocus_1_angstrom, r.defocus_2_angstrom, r.astigmatism_azimuth_degree, r.cross_correlation)
+                      + "   Final Values\n")
+            if phase_searched:
+                out.write(f"Final phase shift = {r.phase_shift_radian:0.3f} radians\n")
+
+
 def _report(results: list[CtfResult], diagnostic_path: str, out: TextIO) -> None:
     for number, r in enumerate(results, start=1):
         resolution = "inf" if math.isinf(r.fit_resolution_angstrom) else f"{r.fit_resolution_angstrom:.1f}"
@@ -143,12 +190,20 @@ def ctffind_main(argv: list[str] | None = None, *, stdin: TextIO | None = None, 
         if flags.get("version"):
             stdout.write(f"semc-ctffind, CTFFIND {CTFFIND_VERSION}\n")
             return 0
-        stdout.write(f"\n        **   Welcome to Ctffind   **\n\n            Version : {CTFFIND_VERSION}\n\n")
-        answers = ctffind_answers_read(PromptReader(stdin, stdout), count_sections=(lambda p: 1) if flags["spectrum"] else _count_sections,
-                                       ctffind5=flags["ctffind5"])
+        count_sections = (lambda p: 1) if flags["spectrum"] else _count_sections
+        if flags["old_school"]:
+            answers, line3 = ctffind_old_school_read(stdin, ctffind4=flags["old_school"] == "--old-school-input-ctffind4",
+                                                     count_sections=count_sections)
+            _old_school_header(answers, line3, stdout)
+        else:
+            stdout.write(f"\n        **   Welcome to Ctffind   **\n\n            Version : {CTFFIND_VERSION}\n\n")
+            answers = ctffind_answers_read(PromptReader(stdin, stdout), count_sections=count_sections, ctffind5=flags["ctffind5"])
         start = time.perf_counter()
         results, params = _estimate(answers, spectrum_input=flags["spectrum"], workers=flags["threads"] or answers.threads)
         ctffind_files_write(results, diagnostic_path=answers.diagnostic_path, params=params, input_name=answers.input_path)
+        if flags["old_school"]:
+            _old_school_report(results, ctffind3=flags["old_school"] == "--old-school-input",
+                               phase_searched=answers.find_phase_shift, out=stdout)
         _report(results, answers.diagnostic_path, stdout)
         stdout.write(f"\nTotal execution time : {time.perf_counter() - start:.2f} seconds\n")
         stdout.flush()
@@ -167,7 +222,7 @@ def ctffind_main(argv: list[str] | None = None, *, stdin: TextIO | None = None, 
         stdout.write(f"\nError: {error}\n")
         stdout.flush()
         return 1
-    except Exception as error:  # the program's boundary: CTFFIND's clients read a message, not a traceback
+    except Exception as error:  # noqa: BLE001 - the program's boundary: CTFFIND's clients read a message, not a traceback
         stdout.write(f"\nError: internal error ({type(error).__name__}: {error}); please report it\n")
         stdout.flush()
         return 2

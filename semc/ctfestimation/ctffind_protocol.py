@@ -4,6 +4,11 @@ The prompts are asked in CTFFIND's order (``appion-compat.md`` §5.6), one answe
 per line, so the same code serves a terminal (pexpect) and a here-document. An
 empty answer takes the default shown in brackets. A bad answer raises
 :class:`ProtocolError` with a CTFFIND-like message; the caller exits non-zero.
+
+CTFFIND's ``--old-school-input`` (CTFFIND 3's stdin format) and
+``--old-school-input-ctffind4`` (two more lines for movies and phase shifts) are read
+by :func:`ctffind_old_school_read`: no prompts, comma-separated numbers on fixed lines
+(:data:`OLD_SCHOOL_LINES`).
 """
 
 from __future__ import annotations
@@ -13,7 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TextIO
 
-__all__ = ["ProtocolError", "CtffindAnswers", "PromptReader", "ctffind_answers_read"]
+__all__ = ["OLD_SCHOOL_LINES", "CtffindAnswers", "PromptReader", "ProtocolError", "ctffind_answers_read", "ctffind_old_school_read"]
 
 
 class ProtocolError(Exception):
@@ -272,3 +277,136 @@ def ctffind_answers_read(reader: PromptReader, *, count_sections, ctffind5: bool
         _ctffind5_extras(reader)
     values.update(_expert(reader, movie=movie, ctffind5=ctffind5))
     return CtffindAnswers(input_path=path, input_is_movie=movie, frames_to_average=frames, diagnostic_path=diagnostic, **values)
+
+
+#: CTFFIND's old-school input, line by line: (what the line holds, names of its comma-separated
+#: numbers or ``None`` for a file name). ``--old-school-input`` reads lines 1-4,
+#: ``--old-school-input-ctffind4`` lines 1-6.
+OLD_SCHOOL_LINES: tuple[tuple[str, tuple[str, ...] | None], ...] = (
+    ("input image file name", None),
+    ("output diagnostic file name", None),
+    ("CS[mm], HT[kV], AmpCnst, XMAG, DStep[um]", ("CS[mm]", "HT[kV]", "AmpCnst", "XMAG", "DStep[um]")),
+    ("Box, ResMin[A], ResMax[A], dFMin[A], dFMax[A], FStep[A], dAst[A]",
+     ("Box", "ResMin[A]", "ResMax[A]", "dFMin[A]", "dFMax[A]", "FStep[A]", "dAst[A]")),
+    ("input is a movie, number of frames to average", ("input is a movie", "number of frames to average")),
+    ("find phase shift, minimum, maximum, step [rad]",
+     ("find phase shift", "minimum phase shift", "maximum phase shift", "phase shift step")),
+)
+
+
+def _old_school_line(source: _LineSource, number: int) -> str:
+    line = source.readline()
+    if line == "":
+        raise ProtocolError(f"Error: end of input: line {number} of the old-school input "
+                            f"({OLD_SCHOOL_LINES[number - 1][0]}) is missing")
+    return line.rstrip("\r\n")
+
+
+def _old_school_numbers(line: str, number: int) -> list[float]:
+    """The comma-separated numbers of an old-school line, as CTFFIND's tokenizer counts them.
+
+    Text after a "!" is ignored (CTFFIND 3 scripts comment their lines that way); one empty
+    token after a trailing comma is dropped, as wxWidgets' tokenizer does.
+    """
+    names = OLD_SCHOOL_LINES[number - 1][1]
+    tokens = line.split("!", 1)[0].split(",")
+    if len(tokens) > 1 and not tokens[-1].strip():
+        tokens.pop()
+    if not line.split("!", 1)[0].strip():
+        tokens = []
+    if len(tokens) != len(names):
+        raise ProtocolError(f"Error: Bad number of arguments ({len(tokens)}, expected {len(names)}) in line {number} of input")
+    values = []
+    for token, name in zip(tokens, names, strict=True):
+        try:
+            value = float(token)
+        except ValueError:
+            raise ProtocolError(f"Error: \"{token.strip()}\" is not a valid number ({name}, line {number} of input)") from None
+        if not math.isfinite(value):
+            raise ProtocolError(f"Error: {token.strip()} is not a finite number ({name}, line {number} of input)")
+        values.append(value)
+    return values
+
+
+def _old_school_movie_and_phase(source: _LineSource) -> dict:
+    movie_flag, frames = _old_school_numbers(_old_school_line(source, 5), 5)
+    movie = int(movie_flag) != 0
+    find, low, high, step = _old_school_numbers(_old_school_line(source, 6), 6)
+    out = {"input_is_movie": movie, "frames_to_average": int(frames) if movie else 1, "find_phase_shift": int(find) != 0,
+           "min_phase_shift_radian": 0.0, "max_phase_shift_radian": 3.15, "phase_shift_step_radian": 0.5}
+    if movie and out["frames_to_average"] < 1:
+        raise ProtocolError(f"Error: number of frames to average must be at least 1, got {frames:g} (line 5 of input)")
+    if out["find_phase_shift"]:
+        if low > high:
+            raise ProtocolError(f"Error: Minimum phase shift ({low:f}) cannot be greater than maximum phase shift ({high:f})")
+        out.update(min_phase_shift_radian=low, max_phase_shift_radian=high, phase_shift_step_radian=step)
+    return out
+
+
+def ctffind_old_school_read(stream: TextIO, *, ctffind4: bool, count_sections) -> tuple[CtffindAnswers, tuple[float, float]]:
+    """Read CTFFIND's ``--old-school-input`` (or ``--old-school-input-ctffind4``) lines from ``stream``.
+
+    Line 1 the input file, line 2 the diagnostic file, line 3 ``CS[mm], HT[kV], AmpCnst, XMAG,
+    DStep[um]`` (pixel size = DStep * 10000 / XMAG Å), line 4 ``Box, ResMin[A], ResMax[A],
+    dFMin[A], dFMax[A], FStep[A], dAst[A]`` (dAst <= 0: no astigmatism restraint, as CTFFIND
+    reads RELION's 0). With ``ctffind4``, line 5 ``is_movie, frames_to_average`` and line 6
+    ``find_phase_shift, min, max, step`` (rad); flags are numbers, non-zero meaning yes. As in
+    CTFFIND, the search is the fast one, astigmatism is searched, micrographs are resampled
+    when their pixel is small, and one thread is used (``-j`` overrides).
+
+    Parameters
+    ----------
+    stream
+        The answers (here-document or pipe).
+    ctffind4
+        Read lines 5 and 6 too.
+    count_sections
+        Callable(path) -> number of sections of the input.
+
+    Returns
+    -------
+    answers : CtffindAnswers
+        What the lines say, in the interactive protocol's terms.
+    magnification_and_step : tuple
+        (XMAG, DStep in µm) of line 3, for CTFFIND's echo of that line.
+
+    Raises
+    ------
+    ProtocolError
+        On a missing line, a wrong number of values, a value that is not a number, a missing
+        input file, a stack without movie processing, or frames/phase ranges CTFFIND refuses.
+    """
+    source = _LineSource(stream)
+    path = _old_school_line(source, 1).strip()
+    diagnostic = _old_school_line(source, 2).strip()
+    if not diagnostic:
+        raise ProtocolError("Error: the output diagnostic file name (line 2 of input) is empty")
+    cs, kv, amplitude_contrast, magnification, detector_step = _old_school_numbers(_old_school_line(source, 3), 3)
+    if magnification <= 0 or detector_step <= 0:
+        raise ProtocolError(f"Error: XMAG ({magnification:g}) and DStep ({detector_step:g}) must be positive "
+                            "(pixel size = DStep * 10000 / XMAG)")
+    box, min_res, max_res, min_defocus, max_defocus, defocus_step, tolerance = _old_school_numbers(_old_school_line(source, 4), 4)
+    if box != int(box):
+        raise ProtocolError(f"Error: \"{box:g}\" is not a valid integer (Box, line 4 of input)")
+    extra = {"input_is_movie": False, "frames_to_average": 1, "find_phase_shift": False,
+             "min_phase_shift_radian": 0.0, "max_phase_shift_radian": 3.15, "phase_shift_step_radian": 0.5}
+    if ctffind4:
+        extra = _old_school_movie_and_phase(source)
+    if not Path(path).is_file():
+        raise ProtocolError(f"Error: input file {path} does not exist or is not a file")
+    sections = count_sections(path)
+    if extra["input_is_movie"] and sections < extra["frames_to_average"]:
+        raise ProtocolError(f"Error: Input stack has {sections} images, so you cannot average "
+                            f"{extra['frames_to_average']} frames together")
+    if not extra["input_is_movie"] and sections > 1:
+        raise ProtocolError("Error: Input stacks are only supported --old-school-input-ctffind4 if doing movie processing")
+    answers = CtffindAnswers(
+        input_path=path, diagnostic_path=diagnostic, pixel_size_angstrom=detector_step * 10000.0 / magnification,
+        voltage_kv=kv, spherical_aberration_mm=cs, amplitude_contrast=amplitude_contrast, box_size=int(box),
+        min_resolution_angstrom=min_res, max_resolution_angstrom=max_res, min_defocus_angstrom=min_defocus,
+        max_defocus_angstrom=max_defocus, defocus_step_angstrom=defocus_step, known_astigmatism_angstrom=None,
+        known_astigmatism_azimuth_degree=None, exhaustive_search=False,
+        astigmatism_restraint_angstrom=tolerance if tolerance > 0 else None, resample=True, target_pixel_size_angstrom=1.4,
+        threads=1, **extra,
+    )
+    return answers, (magnification, detector_step)

@@ -43,7 +43,8 @@ class CtfSearchParameters:
     known_astigmatism_angstrom, known_astigmatism_azimuth_degree
         When both are given, astigmatism is not searched ("Do you know what astigmatism is present?").
     exhaustive_search
-        "Slower, more exhaustive search": a wider 2D grid before refinement.
+        "Slower, more exhaustive search": a brute-force grid over the whole defocus range
+        (both defoci and the azimuth, against the 2D spectrum) before refinement.
     astigmatism_restraint_angstrom
         Expected (tolerated) astigmatism (Å); ``None`` for no restraint.
     find_phase_shift, min_phase_shift_radian, max_phase_shift_radian, phase_shift_step_radian
@@ -165,6 +166,9 @@ class CtfResult:
         Curves and image for the ``_avrot.txt`` and diagnostic files.
     timings_s
         Seconds spent in "spectrum", "search" and "diagnostics".
+    search_start
+        Best point of the initial brute-force search, before refinement, as CTFFIND prints it:
+        (defocus 1 Å, defocus 2 Å, azimuth degrees, score of that search); ``None`` when not recorded.
     """
 
     defocus_1_angstrom: float
@@ -176,6 +180,7 @@ class CtfResult:
     spectrum_pixel_size_angstrom: float
     diagnostics: CtfDiagnostics
     timings_s: dict[str, float] = field(default_factory=dict)
+    search_start: tuple[float, float, float, float] | None = None
 
     def __post_init__(self) -> None:
         _require(

@@ -18,7 +18,7 @@ from semc.ctfestimation.calc.internal.model import CtfOptics, amplitude_contrast
 from semc.ctfestimation.calc.internal.search import radial_profile
 from semc.ctfestimation.types import CtfDiagnostics
 
-__all__ = ["equiphase_average", "fit_correlation", "fit_resolution_angstrom", "diagnostics_compute"]
+__all__ = ["diagnostics_compute", "equiphase_average", "fit_correlation", "fit_resolution_angstrom"]
 
 
 def _isotropic_phase(optics: CtfOptics, g2: np.ndarray, defocus: np.ndarray | float, phase: float) -> np.ndarray:
@@ -138,7 +138,7 @@ def diagnostics_compute(
     )
     chi = _isotropic_phase(optics, frequency**2, mean_angstrom, phase_shift_radian)
     fit = np.abs(np.sin(chi))
-    first_bin = int(math.ceil(frequency.size * 2 * pixel_size_angstrom / min_resolution_angstrom))
+    first_bin = math.ceil(frequency.size * 2 * pixel_size_angstrom / min_resolution_angstrom)
     band = np.arange(frequency.size) >= first_bin
     correlation, noise = fit_correlation(epa, fit, chi, first_bin=first_bin)
     resolution = fit_resolution_angstrom(correlation, frequency, first_bin=first_bin)

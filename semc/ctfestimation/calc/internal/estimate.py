@@ -16,7 +16,7 @@ from semc.ctfestimation.calc.internal.spectrum import (
 )
 from semc.ctfestimation.types import CtfResult, CtfSearchParameters
 
-__all__ = ["ctf_estimate_from_spectrum", "ctf_estimate_from_image", "ctf_estimate_from_frames"]
+__all__ = ["ctf_estimate_from_frames", "ctf_estimate_from_image", "ctf_estimate_from_spectrum"]
 
 
 def ctf_estimate_from_spectrum(
@@ -48,6 +48,9 @@ def ctf_estimate_from_spectrum(
         min_resolution_angstrom=params.min_resolution_angstrom,
     )
     defocus_1, defocus_2, azimuth = defoci_from_xy(fit.mean_angstrom, fit.x_angstrom, fit.y_angstrom)
+    search_start = None
+    if fit.initial is not None:
+        search_start = (*defoci_from_xy(*fit.initial[:3]), fit.initial[4])
     return CtfResult(
         defocus_1_angstrom=defocus_1,
         defocus_2_angstrom=defocus_2,
@@ -58,6 +61,7 @@ def ctf_estimate_from_spectrum(
         spectrum_pixel_size_angstrom=spectrum_pixel_size_angstrom,
         diagnostics=diagnostics,
         timings_s={"spectrum": spectrum_seconds, "search": searched - start, "diagnostics": time.perf_counter() - searched},
+        search_start=search_start,
     )
 
 

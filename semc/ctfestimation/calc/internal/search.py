@@ -20,7 +20,7 @@ import scipy.optimize
 from semc.ctfestimation.calc.internal._kernels import _score_kernel
 from semc.ctfestimation.calc.internal.model import CtfOptics, amplitude_contrast_phase_radian
 
-__all__ = ["FitPixels", "PixelScorer", "fit_pixels_select", "score_batch", "radial_profile", "search_defocus_1d", "fit_spectrum"]
+__all__ = ["FitPixels", "PixelScorer", "fit_pixels_select", "radial_profile", "score_batch", "search_defocus_1d"]
 
 logger = logging.getLogger(__name__)
 
@@ -62,7 +62,7 @@ class FitPixels:
         """Candidate-independent phase: -pi/2 Cs lambda^3 g^4 + amplitude-contrast phase (rad)."""
         return -optics.cs_coefficient * self.g2**2 + amplitude_contrast_phase_radian(optics.amplitude_contrast)
 
-    def subset(self, max_pixels: int) -> "FitPixels":
+    def subset(self, max_pixels: int) -> FitPixels:
         """Every k-th pixel so that at most ``max_pixels`` remain (for coarse grids)."""
         stride = max(1, math.ceil(self.g2.size / max_pixels))
         data = self.data[::stride] - self.data[::stride].mean()
@@ -98,7 +98,7 @@ class PixelScorer:
     Used in the refinement loop, where the per-call overhead of :func:`score_batch` matters.
     """
 
-    __slots__ = ("_pixels", "_base", "_coefficient", "_one")
+    __slots__ = ("_base", "_coefficient", "_one", "_pixels")
 
     def __init__(self, pixels: FitPixels, optics: CtfOptics) -> None:
         self._pixels = pixels

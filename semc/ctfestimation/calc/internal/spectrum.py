@@ -22,10 +22,10 @@ import scipy.ndimage
 from semc.base.errors import InvalidParameters
 
 __all__ = [
-    "spectrum_binning_factor",
-    "amplitude_spectrum_from_image",
     "amplitude_spectrum_from_frames",
+    "amplitude_spectrum_from_image",
     "spectrum_background_subtract",
+    "spectrum_binning_factor",
 ]
 
 logger = logging.getLogger(__name__)
@@ -63,7 +63,7 @@ def _overlap_weights(centres: np.ndarray, width: float) -> tuple[np.ndarray, np.
     tuple of numpy.ndarray
         (indices, weights), both (len(centres), L).
     """
-    count = int(math.ceil(width)) + 2
+    count = math.ceil(width) + 2
     low = centres - 0.5 * width
     first = np.floor(low + 0.5).astype(np.int64)
     indices = first[:, None] + np.arange(count)
