@@ -7,5 +7,5 @@ install:  ## install system packages and the project (editable) with its test ex
 test:  ## install, start MariaDB, run the whole test suite on SQLite and on MariaDB, stop
 	bash scripts/test.sh
 
-demo:  ## install, simulate a small session and process it with the daemon (the main job)
+demo:  ## install, then `semc demo`: a live simulated session processed by the daemon, with a summary
 	bash scripts/demo.sh
