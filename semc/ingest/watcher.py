@@ -24,7 +24,6 @@ restarts (perhaps with other options).
 
 from __future__ import annotations
 
-import datetime as dt
 import getpass
 import logging
 import os
@@ -32,6 +31,8 @@ import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+
+from django.utils import timezone
 
 from semc import models as m
 from semc.base.errors import CorruptInput, InputMissing, ProcessingError
@@ -486,7 +487,7 @@ class SessionWatch:
         norm, shape = gain_register(gain, session=session, reference=reference, processed=self.processed,
                                     camera=None, link_name=link)
         if row is not None:
-            self._state(row, _State.REGISTERED, "", exposure_id=norm.pk, registered_at=dt.datetime.now(dt.UTC),
+            self._state(row, _State.REGISTERED, "", exposure_id=norm.pk, registered_at=timezone.now(),
                         details={"shape": list(shape)})
             self.open.pop(gain, None)
         else:
@@ -517,7 +518,7 @@ class SessionWatch:
         if meta_st is not None:
             details["metadata_mtime_ns"] = meta_st.st_mtime_ns
         self._state(row, _State.REGISTERED, "", filename=filename, exposure_id=exposure_id,
-                    registered_at=dt.datetime.now(dt.UTC), details=details, n_frames=header.n_frames,
+                    registered_at=timezone.now(), details=details, n_frames=header.n_frames,
                     metadata_path=meta_path, grid_square=(meta.grid_square or "") if meta else "",
                     foil_hole=(meta.foil_hole or "") if meta else "", error_kind="")
         self.open.pop(row.path, None)

@@ -176,10 +176,26 @@ def serialem_mdoc_text(*, movie_name: str, pixel_size_angstrom: float, image_siz
     return "\n".join(lines)
 
 
+def _plan_resized(plan, frame_shape: tuple[int, int] | None, n_frames: int | None):
+    exposures = []
+    for exposure in plan.exposures:
+        movie = exposure.movie
+        frames = n_frames or movie.n_frames
+        resized = replace(movie, shape=tuple(frame_shape or movie.shape), n_frames=frames,
+                          dose_per_frame_e_per_a2=movie.dose_per_frame_e_per_a2 * movie.n_frames / frames)
+        exposures.append(replace(exposure, movie=resized))
+    return replace(plan, exposures=tuple(exposures))
+
+
 def layout_prepare(spec: SessionSpec, *, style: str, directory: Path, staging: Path,
                    gain_orientation: tuple[int, int] = (0, 0), epu_image_binning: int = 2,
-                   start_epoch: float = 1_700_000_000.0) -> LayoutSession:
+                   start_epoch: float = 1_700_000_000.0, reuse_staging: bool = True,
+                   frame_shape: tuple[int, int] | None = None, n_frames: int | None = None) -> LayoutSession:
     """Simulate ``spec`` in ``staging`` and plan its layout in ``directory`` (the gain is written there now).
+
+    With ``reuse_staging``, a staging folder that already holds this spec's simulation is used as it is
+    (several layouts of one simulated session). ``frame_shape``/``n_frames`` replace the camera's
+    (smaller movies for tests that need files, not physics); the total dose stays the same.
 
     Raises
     ------
@@ -192,7 +208,11 @@ def layout_prepare(spec: SessionSpec, *, style: str, directory: Path, staging: P
     if rotate not in (0, 1, 2, 3) or flip not in (0, 1, 2):
         raise InvalidParameters("gain orientation is (rotate 0..3, flip 0..2)", step="simulation")
     plan = session_plan(replace(spec, root=Path(staging)))
-    files = session_run(plan, realtime=False)
+    if frame_shape is not None or n_frames is not None:
+        plan = _plan_resized(plan, frame_shape, n_frames)
+    staged = [(e.movie_path, e.movie_path.parent / f"{e.filename}.truth.json") for e in plan.exposures]
+    if not (reuse_staging and plan.gain_path.is_file() and all(t.is_file() for _m, t in staged)):
+        staged = [(f.movie, f.truth) for f in session_run(plan, realtime=False)]
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
     gain, _ = read_image(plan.gain_path)
@@ -206,7 +226,7 @@ def layout_prepare(spec: SessionSpec, *, style: str, directory: Path, staging: P
         gain_path = directory / f"CountRef_{spec.name}.mrc"
         write_mrc(gain_path, stored, pixel_size_angstrom=None)
     exposures = []
-    for exposure, written in zip(plan.exposures, files):
+    for exposure, (staged_movie, truth) in zip(plan.exposures, staged):
         acquired = start_epoch + exposure.arrival_offset_s + 60.0 * exposure.index
         movie_spec = exposure.movie
         ny, nx = movie_spec.shape
@@ -238,8 +258,8 @@ def layout_prepare(spec: SessionSpec, *, style: str, directory: Path, staging: P
                 target_defocus_um=-defocus_a / 1e4, exposure_time_s=exposure_s, acquired=when,
                 magnification=105000, stage_xyz_um=tuple(v * 1e6 for v in stage), gain_name=gain_path.name,
                 session=spec.name)
-        exposures.append(LayoutExposure(index=exposure.index, staged=written.movie, movie=movie, metadata=metadata,
-                                        metadata_text=text, truth=written.truth, acquired_at=acquired, style=style))
+        exposures.append(LayoutExposure(index=exposure.index, staged=staged_movie, movie=movie, metadata=metadata,
+                                        metadata_text=text, truth=truth, acquired_at=acquired, style=style))
     return LayoutSession(style=style, directory=directory, staging=Path(staging), spec=spec, gain=gain_path,
                          gain_orientation=(rotate, flip), exposures=tuple(exposures))
 

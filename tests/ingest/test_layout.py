@@ -7,7 +7,13 @@ import pytest
 
 from semc.base.errors import CorruptInput, InvalidParameters
 from semc.base.io import orient_gain
-from semc.ingest.layout import FilePatterns, epu_metadata_path, leginon_filename, sessions_find, unique_filename
+from semc.ingest.layout import (
+    FilePatterns,
+    epu_metadata_path,
+    leginon_filename,
+    sessions_find,
+    unique_filename,
+)
 from semc.ingest.register import gain_shape_check, leginon_orientation
 from semc.simulation.layouts import _gain_stored, usc_session_dir
 

@@ -72,8 +72,8 @@ def test_a_simulated_epu_xml_round_trips(tmp_path):
 @pytest.mark.parametrize("text, message", [
     ("<MicroscopeImage><name>", "not well-formed"),
     ("<Other/>", "not MicroscopeImage"),
-    ('<MicroscopeImage xmlns="http://schemas.datacontract.org/2004/07/Fei.SharedObjects"><microscopeData><gun>'
-     "<AccelerationVoltage>300000</AccelerationVoltage></gun></microscopeData></MicroscopeImage>", "no pixel size"),
+    (('<MicroscopeImage xmlns="http://schemas.datacontract.org/2004/07/Fei.SharedObjects"><microscopeData><gun>'
+     "<AccelerationVoltage>300000</AccelerationVoltage></gun></microscopeData></MicroscopeImage>"), "no pixel size"),
 ])
 def test_malformed_epu_xml_raises_corrupt_input_naming_the_file(tmp_path, text, message):
     path = tmp_path / "FoilHole_1_Data_2_3_20261123_120005.xml"
