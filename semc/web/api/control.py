@@ -89,7 +89,8 @@ def resume_parameters(session_id: int, given: dict[str, Any]) -> StartParameters
         if run is None:
             raise InputMissing("nothing to resume: the session was never processed (start it instead)")
         base = {"preset": run.preset or None, "steps": list(run.steps), "runname": run.name,
-                "engine": (run.engines or {}).get("motioncorrection", "builtin")}
+                "engine": (run.engines or {}).get("motioncorrection", "builtin"),
+                "ctf_engine": (run.engines or {}).get("ctfestimation", "builtin")}
     return parameters_from_dict({**base, **given})
 
 

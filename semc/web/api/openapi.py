@@ -11,6 +11,7 @@ from functools import cache
 from typing import Any
 
 from semc import __version__
+from semc.web.api.params import CTF_ENGINES, ENGINES
 
 __all__ = ["openapi_document"]
 
@@ -137,7 +138,8 @@ def _query(name: str, schema: dict[str, Any], description: str) -> dict[str, Any
 _START = [
     _query("preset", STR, "raw preset (default: the session's raw preset, guessed from its exposures)"),
     _query("steps", STR, "comma list of motioncorrection, ctfestimation (default both)"),
-    _query("engine", {"enum": ["builtin", "motioncor2", "motioncor3"]}, "motion-correction engine"),
+    _query("engine", {"enum": list(ENGINES)}, "motion-correction engine"),
+    _query("ctf_engine", {"enum": list(CTF_ENGINES)}, "CTF engine"),
     _query("runname", STR, "run name (default ddstack_semc); the run directory is the supervisor's choice"),
     _query("bin", NUM, "Fourier binning of the sums (1-8)"),
     _query("superresolution", BOOL, "super-resolution movies: bin the sums by 2 (unless bin is given)"),

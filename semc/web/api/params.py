@@ -4,7 +4,7 @@ The USC CryoEM service's parameters (``apix``, ``fmdose``, ``kev``, ``superresol
 SEMC reads pixel size, dose and voltage from the Leginon database, so ``apix``, ``fmdose`` and ``kev`` are
 *checks*: a request whose values disagree with the session's rows is refused (409), naming both values.
 ``superresolution=true`` bins the output sums by 2 (``--bin 2``), as the USC workflow does.
-SEMC's own parameters: ``preset``, ``steps``, ``engine``, ``runname``, ``bin``. The USC parameters about
+SEMC's own parameters: ``preset``, ``steps``, ``engine``, ``ctf_engine``, ``runname``, ``bin``. The USC parameters about
 files (``rawgainref``, ``rawdefectsmap``, ``basename_*``, ``throw``, ``trunc``, ``particle_size``) are refused
 with a reason: gain, defects and file names come from the Leginon database.
 """
@@ -19,6 +19,7 @@ from typing import Any
 from semc.base.errors import InvalidParameters
 
 __all__ = [
+    "CTF_ENGINES",
     "DEFAULT_RUNNAME",
     "ENGINES",
     "NAME_RE",
@@ -35,7 +36,8 @@ NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.+-]{0,127}$")
 #: preset names (Leginon allows a little more, never a slash)
 PRESET_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.+-]{0,63}$")
 STEPS = ("motioncorrection", "ctfestimation")
-ENGINES = ("builtin", "motioncor2", "motioncor3")
+ENGINES = ("builtin", "builtin-gpu", "motioncor2", "motioncor3")
+CTF_ENGINES = ("builtin", "builtin-gpu", "ctffind4", "ctffind5", "gctf")
 DEFAULT_RUNNAME = "ddstack_semc"
 _NOT_SUPPORTED = {
     "rawgainref": "the gain reference comes from the Leginon database (NormImageData)",
@@ -47,7 +49,7 @@ _NOT_SUPPORTED = {
     "trunc": "frames used come from the Leginon database (use frames)",
     "particle_size": "particle picking is not a SEMC step",
 }
-_KNOWN = ("apix", "fmdose", "kev", "superresolution", "preset", "steps", "engine", "runname", "bin")
+_KNOWN = ("apix", "fmdose", "kev", "superresolution", "preset", "steps", "engine", "ctf_engine", "runname", "bin")
 _TRUE, _FALSE = ("true", "1", "yes", "on"), ("false", "0", "no", "off")
 _TOLERANCE = {"apix": 0.03, "fmdose": 0.10}
 
@@ -60,6 +62,7 @@ class StartParameters:
     preset: str | None = None
     steps: tuple[str, ...] = STEPS
     engine: str = "builtin"
+    ctf_engine: str = "builtin"
     runname: str = DEFAULT_RUNNAME
     bin: float = 1.0
     superresolution: bool = False
@@ -76,6 +79,8 @@ class StartParameters:
             raise InvalidParameters("motion correction must come before CTF estimation")
         if self.engine not in ENGINES:
             raise InvalidParameters(f"engine must be one of {', '.join(ENGINES)}, got {self.engine!r}")
+        if self.ctf_engine not in CTF_ENGINES:
+            raise InvalidParameters(f"ctf_engine must be one of {', '.join(CTF_ENGINES)}, got {self.ctf_engine!r}")
         if not NAME_RE.match(self.runname) or self.runname in ("templates", "models"):
             raise InvalidParameters(f"invalid run name {self.runname!r}")
         if not 1.0 <= self.bin <= 8.0:
