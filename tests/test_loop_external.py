@@ -17,13 +17,13 @@ import pytest
 from semc import models as m
 from semc.base.engines import version_cache_clear
 from semc.base.errors import ConfigurationError
-from semc.cluster import cluster_open
 from semc.ctfestimation.task import ctf_task_config
 from semc.loop import Controller, LoopParams
 from semc.models.semc import ExposureStep, ProcessingRun, StepState
 from semc.pipeline import PipelineConfig
 from tests.ctfestimation.test_external_contract import TRUTH, synthetic_micrograph
 from tests.factories import session_populate
+from tests.test_loop import _run
 
 FAKE_GCTF = Path(__file__).resolve().parent / "data" / "gctf" / "fake_gctf.py"
 N_IMAGES = 2
@@ -75,17 +75,6 @@ def _params(tmp_path, runname: str, engine: str, **changes) -> LoopParams:
                       pipeline=PipelineConfig(steps=steps, ctfestimation=ctf), engines={"ctfestimation": engine},
                       wait=False, poll_interval_s=0.2, max_attempts=1, backoff_base_s=0.2, defer_retry_s=0.2,
                       grace_s=2.0)
-
-
-def _run(params: LoopParams) -> Controller:
-    with cluster_open("local", n_workers=1) as cluster:
-        controller = Controller(params, cluster)
-        controller.prepare()
-        try:
-            controller.run_loop()
-        finally:
-            controller.shutdown(failed=False)
-    return controller
 
 
 def _rows(runname: str) -> dict[int, m.ApCtfData]:

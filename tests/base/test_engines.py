@@ -9,7 +9,13 @@ import textwrap
 
 import pytest
 
-from semc.base.engines import EngineSpec, engine_names, engine_resolve, env_key_for, version_cache_clear
+from semc.base.engines import (
+    EngineSpec,
+    engine_names,
+    engine_resolve,
+    env_key_for,
+    version_cache_clear,
+)
 from semc.base.errors import ConfigurationError, UnsupportedVersion
 
 
