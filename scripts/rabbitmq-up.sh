@@ -4,7 +4,8 @@
 # 5672) is left alone. Installs nothing (scripts/install.sh installs rabbitmq-server). Prints the
 # connection settings as shell exports (eval "$(scripts/rabbitmq-up.sh)").
 # Environment: RMQ_DIR (default /tmp/semc-rabbitmq), RMQ_AMQP_PORT (5682), RMQ_STOMP_PORT (61623),
-# RMQ_DIST_PORT (25682), RMQ_EPMD_PORT (4379), RMQ_NODE (semc-test@localhost).
+# RMQ_DIST_PORT (25682), RMQ_EPMD_PORT (4379), RMQ_NODE (semc-test@localhost); RMQ_KEEP_DATA=1 restarts a
+# node stopped by `RMQ_KEEP_DATA=1 rabbitmq-down.sh` on its data (the broker-restart tests).
 set -euo pipefail
 D=${RMQ_DIR:-/tmp/semc-rabbitmq}
 AMQP_PORT=${RMQ_AMQP_PORT:-5682}
@@ -34,8 +35,24 @@ rmq_env() {
 
 running() { [ -f "$D/rabbitmq.pid" ] && kill -0 "$(cat "$D/rabbitmq.pid")" 2>/dev/null; }
 
+start_node() {
+  rmq_env "$SBIN/rabbitmq-server" < /dev/null > "$D/stdout.log" 2>&1 &
+  echo $! > "$D/launcher.pid"
+  if ! rmq_env "$SBIN/rabbitmqctl" -q --timeout 120 wait "$D/rabbitmq.pid" >/dev/null 2>&1; then
+    log "did not start; last lines of its logs:"; tail -n 30 "$D/stdout.log" "$D"/log/*.log >&2 2>/dev/null
+    exit 1
+  fi
+  for i in $(seq 1 100); do   # the STOMP listener comes up with the plugin, just after the node
+    (exec 3<>"/dev/tcp/127.0.0.1/$STOMP_PORT") 2>/dev/null && break
+    sleep 0.1
+  done
+}
+
 if running; then
   log "already running (pid $(cat "$D/rabbitmq.pid"))"
+elif [ "${RMQ_KEEP_DATA:-0}" = 1 ] && [ -f "$D/rabbitmq.conf" ]; then
+  start_node   # a restart on the same data (durable queues and persistent messages survive)
+  log "restarted $NODE on its data in $D"
 else
   rm -rf "$D"; mkdir -p "$D/log" "$D/mnesia"
   head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n' > "$D/.erlang.cookie"
@@ -57,16 +74,7 @@ log.file.level = warning
 log.console = false
 disk_free_limit.absolute = 50MB
 CONF
-  rmq_env "$SBIN/rabbitmq-server" < /dev/null > "$D/stdout.log" 2>&1 &
-  echo $! > "$D/launcher.pid"
-  if ! rmq_env "$SBIN/rabbitmqctl" -q --timeout 120 wait "$D/rabbitmq.pid" >/dev/null 2>&1; then
-    log "did not start; last lines of its logs:"; tail -n 30 "$D/stdout.log" "$D"/log/*.log >&2 2>/dev/null
-    exit 1
-  fi
-  for i in $(seq 1 100); do   # the STOMP listener comes up with the plugin, just after the node
-    (exec 3<>"/dev/tcp/127.0.0.1/$STOMP_PORT") 2>/dev/null && break
-    sleep 0.1
-  done
+  start_node
   log "started $NODE: AMQP 127.0.0.1:$AMQP_PORT, STOMP 127.0.0.1:$STOMP_PORT (data in $D)"
 fi
 cat <<ENV

@@ -130,6 +130,9 @@ class Controller:
         self.job = appion_job_start(job_id=self.params.job_id, rundir=self.run.rundir, runname=self.params.runname,
                                     jobtype=self.params.jobtype, session_id=self.session.pk,
                                     user=_user(), cluster=socket.gethostname())
+        from semc.events.hooks import events_attach
+
+        self.events = events_attach(self)  # semc.events: messages and QC; sends "run started"
         logger.info("run %s on session %s (%s), steps %s, Dask dashboard %s", self.params.runname,
                     self.session.name, self.session.pk, ",".join(self.params.steps), self.cluster.dashboard_link)
 
@@ -169,8 +172,9 @@ class Controller:
         for step in self.params.steps:
             open_lines = ledger.ledger_lines(self.run, step).exclude(state=StepState.DONE)
             for pk in set(open_lines.values_list("exposure_id", flat=True)) & self.done[step]:
-                ledger.ledger_done(self.run, step, pk, started_at=None, finished_at=None, worker_host="",
-                                   durations={}, result={"reconciled": True})
+                with self.events.stored(step, pk, {"reconciled": True}):  # semc.events: outbox in this transaction
+                    ledger.ledger_done(self.run, step, pk, started_at=None, finished_at=None, worker_host="",
+                                       durations={}, result={"reconciled": True})
 
     def _waiting_and_blocked(self) -> tuple[set[int], set[int]]:
         waiting, blocked = set(), set()
@@ -285,11 +289,12 @@ class Controller:
             return
         started = getattr(result, "started_at_epoch_s", None)
         finished = getattr(result, "finished_at_epoch_s", None)
-        ledger.ledger_done(self.run, step, exposure_id,
-                           started_at=dt.datetime.fromtimestamp(started) if started else None,
-                           finished_at=dt.datetime.fromtimestamp(finished) if finished else None,
-                           worker_host=getattr(result, "worker_host", ""),
-                           durations=dict(getattr(result, "timings_s", {}) or {}), result=summary)
+        with self.events.stored(step, exposure_id, summary):  # semc.events: outbox + QC in this transaction
+            ledger.ledger_done(self.run, step, exposure_id,
+                               started_at=dt.datetime.fromtimestamp(started) if started else None,
+                               finished_at=dt.datetime.fromtimestamp(finished) if finished else None,
+                               worker_host=getattr(result, "worker_host", ""),
+                               durations=dict(getattr(result, "timings_s", {}) or {}), result=summary)
         self.done[step].add(exposure_id)
         if step == self.params.steps[-1]:
             self.stored += 1
@@ -304,9 +309,10 @@ class Controller:
                                        retry_in_s=self.params.defer_retry_s)
                 logger.info("exposure=%s step=%s deferred: %s", exposure_id, step, error)
             else:
-                state = ledger.ledger_failed(self.run, step, exposure_id, error=error,
-                                             max_attempts=self.params.max_attempts,
-                                             backoff_base_s=self.params.backoff_base_s)
+                with self.events.failed(step, exposure_id, error):  # semc.events: outbox in this transaction
+                    state = ledger.ledger_failed(self.run, step, exposure_id, error=error,
+                                                 max_attempts=self.params.max_attempts,
+                                                 backoff_base_s=self.params.backoff_base_s)
                 logger.warning("exposure=%s step=%s %s: %s", exposure_id, step, state, error)
 
     # --- the loop -------------------------------------------------------------------------------
@@ -367,6 +373,8 @@ class Controller:
                 ledger.ledger_deferred(self.run, step, exposure_id, reason="cancelled at shutdown", retry_in_s=0)
         self.in_flight.clear()
         appion_job_status_set(self.job, "E" if failed else "D")
+        if getattr(self, "events", None) is not None:  # semc.events: run stopped/failed; publisher drains
+            self.events.close(failed=failed)
         ledger.run_close(self.run, failed=failed)
 
 

@@ -29,9 +29,23 @@ from typing import Any
 
 from semc.events.qc import Finding
 
-__all__ = ["SCHEMA_VERSION", "RunRef", "Envelope", "MotionCorrectionStored", "CtfStored", "ExposureFailed",
-           "RunState", "RunProgress", "ExposureVerdictMessage", "SessionVerdictMessage", "PAYLOADS",
-           "payload_type", "json_schema", "envelope_from_json", "message_id_for"]
+__all__ = [
+    "PAYLOADS",
+    "SCHEMA_VERSION",
+    "CtfStored",
+    "Envelope",
+    "ExposureFailed",
+    "ExposureVerdictMessage",
+    "MotionCorrectionStored",
+    "RunProgress",
+    "RunRef",
+    "RunState",
+    "SessionVerdictMessage",
+    "envelope_from_json",
+    "json_schema",
+    "message_id_for",
+    "payload_type",
+]
 
 SCHEMA_VERSION = 1
 _NAMESPACE = uuid.UUID("6c1d3e0a-5e3c-4f0e-9a51-2f6a8f1c0b11")  # SEMC's namespace for uuid5 message ids
@@ -57,7 +71,8 @@ class RunRef:
 
 @dataclass(frozen=True, slots=True)
 class MotionCorrectionStored:
-    """An exposure's motion correction was stored (classic rows committed). Drift in Å and pixels."""
+    """An exposure's motion correction was stored (classic rows committed). Drift in Å and pixels;
+    ``attempts``: failed attempts before this one; ``latency_s``: from the exposure row to stored."""
 
     TYPE: typing.ClassVar[str] = "semc.exposure.motioncorrection.stored"
     exposure_id: int
@@ -76,7 +91,8 @@ class MotionCorrectionStored:
 
 @dataclass(frozen=True, slots=True)
 class CtfStored:
-    """An exposure's CTF estimate was stored. Defocus underfocus-positive in Å; angle in degrees."""
+    """An exposure's CTF estimate was stored. Defocus underfocus-positive in Å; angle in degrees;
+    ``attempts``: failed attempts before this one."""
 
     TYPE: typing.ClassVar[str] = "semc.exposure.ctfestimation.stored"
     exposure_id: int
@@ -194,7 +210,7 @@ class Envelope:
 
     @staticmethod
     def now_iso() -> str:
-        return dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+        return dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
 def envelope_from_json(text: str | bytes) -> Envelope:

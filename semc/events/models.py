@@ -16,7 +16,7 @@ from django.db import models
 
 from semc.models.semc import ProcessingRun
 
-__all__ = ["OutboxMessage", "Notification", "ExposureQC", "SessionQC", "PublisherLease"]
+__all__ = ["ExposureQC", "Notification", "OutboxMessage", "PublisherLease", "SessionQC"]
 
 
 class OutboxMessage(models.Model):

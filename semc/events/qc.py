@@ -1,7 +1,7 @@
 """Quality control of a session as it is collected: statistical process control over the result stream.
 
 Pure: plain numbers and frozen dataclasses in, verdicts out; no Django, no broker (tested without a
-database). The database side (assessment rows, stored state, messages) is :mod:`semc.events.qcstore`.
+database). The database side (assessment rows, stored state, messages) is :mod:`semc.events.hooks`.
 
 Per exposure the monitor sees one :class:`ExposureMetrics` (defocus measured and targeted, astigmatism,
 CTF-fit resolution, total drift, ice thickness where Leginon measured it) or a processing failure. It
