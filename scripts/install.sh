@@ -2,12 +2,12 @@
 # Install everything SEMC and its test suite need on a fresh Debian 12 machine (run as root).
 # System packages: MariaDB server and client library (attached-mode tests, mysqlclient build),
 # RELION 3.1 (the peer of the motion-correction and CTF contract tests and benchmarks),
-# Slurm + munge (the Slurm cluster backend tests). Then the project itself, editable, with its extras.
+# Slurm + munge (the Slurm cluster backend tests), RabbitMQ (with its STOMP plugin: the events tests). Then the project itself, editable, with its extras.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PY=${PYTHON:-python3}
 APT_PACKAGES=(make pkg-config libmariadb-dev mariadb-server mariadb-client relion
-              slurmctld slurmd slurm-client munge chromium)
+              slurmctld slurmd slurm-client munge chromium rabbitmq-server)
 
 missing=()
 for p in "${APT_PACKAGES[@]}"; do

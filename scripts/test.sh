@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The test command: install what is missing, start the real services the tests talk to
-# (a private MariaDB on 127.0.0.1:3307 and a single-node Slurm on loopback), run the whole suite on SQLite, run the database
+# (a private MariaDB on 127.0.0.1:3307, a single-node Slurm on loopback and a private RabbitMQ
+# with STOMP on 127.0.0.1:5682/61623), run the whole suite on SQLite, run the database
 # tests again on MariaDB, stop the services, and fail on any failure (including "no tests").
 # Extra arguments go to the first pytest run (e.g. scripts/test.sh -k admin).
 set -uo pipefail
@@ -11,11 +12,13 @@ mkdir -p "$OUT"
 
 bash scripts/install.sh || { echo "test.sh: install failed" >&2; exit 1; }
 
-cleanup() { bash scripts/mariadb-down.sh; bash scripts/slurm-down.sh; }
+cleanup() { bash scripts/mariadb-down.sh; bash scripts/slurm-down.sh; bash scripts/rabbitmq-down.sh; }
 trap cleanup EXIT
 services=$(bash scripts/mariadb-up.sh) || { echo "test.sh: MariaDB did not start" >&2; exit 1; }
 eval "$services"
 services=$(bash scripts/slurm-up.sh) || { echo "test.sh: Slurm did not start" >&2; exit 1; }
+eval "$services"
+services=$(bash scripts/rabbitmq-up.sh) || { echo "test.sh: RabbitMQ did not start" >&2; exit 1; }
 eval "$services"
 
 status=0
