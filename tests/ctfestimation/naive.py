@@ -52,3 +52,14 @@ def centred_window_binning_naive(image: np.ndarray, *, box: int, step: tuple[flo
                     total += wy * wx * full[y % ny, x % nx]
             out[r, q] = total
     return out
+
+
+def grid_sums_naive(g2, g2c, g2s, base, data, coefficient, mean_first, mean_step, n_means, x, y, first, stop):
+    """(m, n_means, 3) sums of the exhaustive grid, each candidate's |sin chi| computed directly."""
+    out = np.zeros((len(x), n_means, 3))
+    for k in range(len(x)):
+        for j in range(first[k], stop[k]):
+            mean = mean_first + j * mean_step
+            model = np.abs(np.sin(coefficient * (mean * g2 + x[k] * g2c + y[k] * g2s) + base))
+            out[k, j] = model.sum(), (model**2).sum(), (model * data).sum()
+    return out

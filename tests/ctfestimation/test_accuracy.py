@@ -37,7 +37,7 @@ SLOW_CASES = [
 ]
 
 
-def _fit_synthetic(case, seed):
+def _fit_synthetic(case, seed, exhaustive=False):
     size, pixel, kv, mean, astig, azimuth, phase_deg = case
     image = synthetic_micrograph(
         shape=(size, size), pixel_size_angstrom=pixel, voltage_kv=kv, cs_mm=2.7, amplitude_contrast=0.07,
@@ -47,7 +47,7 @@ def _fit_synthetic(case, seed):
     params = CtfSearchParameters(
         pixel_size_angstrom=pixel, voltage_kv=kv, spherical_aberration_mm=2.7, amplitude_contrast=0.07,
         max_resolution_angstrom=max(4.0, 2.2 * pixel), min_defocus_angstrom=3000, max_defocus_angstrom=40000,
-        defocus_step_angstrom=200, find_phase_shift=phase_deg > 0, phase_shift_step_radian=0.2,
+        defocus_step_angstrom=200, find_phase_shift=phase_deg > 0, phase_shift_step_radian=0.2, exhaustive_search=exhaustive,
     )
     return estimate_ctf(image, params=params, workers=1)
 
@@ -59,8 +59,8 @@ def _errors(case, result):
             azimuth_error, abs(math.degrees(result.phase_shift_radian) - phase_deg))
 
 
-def _check_synthetic(cases):
-    errors = [_errors(case, _fit_synthetic(case, seed)) for seed, case in enumerate(cases)]
+def _check_synthetic(cases, exhaustive=False):
+    errors = [_errors(case, _fit_synthetic(case, seed, exhaustive)) for seed, case in enumerate(cases)]
     assert np.median([e[0] for e in errors]) <= 0.005
     for case, (relative, astig, azimuth, phase) in zip(cases, errors, strict=True):
         assert relative <= 0.01, case
@@ -77,6 +77,11 @@ def test_synthetic_1024_micrographs_recover_the_known_ctf():
 @pytest.mark.slow
 def test_synthetic_4096_micrographs_recover_the_known_ctf():
     _check_synthetic(SLOW_CASES)
+
+
+@pytest.mark.slow
+def test_synthetic_1024_micrographs_recover_the_known_ctf_with_the_exhaustive_search():
+    _check_synthetic(SYNTHETIC_CASES, exhaustive=True)
 
 
 def _official():

@@ -4,8 +4,8 @@ CTFFIND 4.1, when asked for the slower search, skips the 1D search on the rotati
 average and scans defocus 1 and defocus 2 over the whole user range against the 2D
 spectrum before its conjugate-gradient refinement (``algorithms.md`` §3.2). This is the
 same idea over all three astigmatic parameters: every CTF with both defoci inside
-[min defocus, max defocus] and an astigmatism up to ``MAX_ASTIGMATISM_ANGSTROM`` is
-scored, azimuth included, so a large astigmatism that smears the rotational average
+[min defocus, max defocus] and an astigmatism up to ``MAX_ASTIGMATISM_ANGSTROM`` lies
+within half a step (in each coordinate) of a scored grid point, azimuth included, so a large astigmatism that smears the rotational average
 cannot lure the search into a wrong minimum.
 
 The grid is laid out in the smooth parametrisation of :mod:`model` (mean, x, y), which
@@ -90,26 +90,30 @@ def _step_for_band(optics: CtfOptics, band_angstrom: float) -> float:
 
 
 def _layout(*, span: float, reach: float, step: float, known_xy: tuple[float, float] | None):
-    """Grid rows (x, y), their valid column ranges and the (rows_shape) for peak finding.
+    """Grid rows (x, y), their valid column ranges and the rows' shape (for peak finding).
 
-    Column j is mean = min_defocus + j * step; a row (x, y) of half-astigmatism h is valid
-    from j * step >= h to j * step <= span - h (both defoci inside the range).
+    Column j is mean = min_defocus + (j - 1) * step, from one step below the range to at least
+    one above it. A row (x, y) of half-astigmatism h is valid where both defoci, mean -+ h,
+    lie inside the range widened by 1.5 steps, and h <= reach + 1.5 steps: rounding any CTF of
+    the range to its nearest grid point (half a step in each coordinate) changes h by at most
+    0.71 steps, so that point is always on the grid.
     """
-    n_means = math.floor(span / step + 1e-9) + 1
+    margin = 1.5 * step
+    n_means = math.ceil(span / step - 1e-9) + 3
     if known_xy is not None:
         x, y = np.array([known_xy[0]]), np.array([known_xy[1]])
         shape = (1, 1)
     else:
-        half = math.floor(reach / step + 1e-9)
+        half = math.ceil(reach / step - 1e-9) + 1
         axis = np.arange(-half, half + 1) * step
         xx, yy = np.meshgrid(axis, axis, indexing="ij")
         x, y, shape = xx.ravel(), yy.ravel(), xx.shape
     h = np.hypot(x, y)
-    first = np.ceil(h / step - 1e-9).astype(np.int64)
-    stop = np.floor((span - h) / step + 1e-9).astype(np.int64) + 1
+    # mean - h >= min - margin  <=>  (j - 1) step >= h - margin;  mean + h <= max + margin
+    first = np.maximum(np.ceil((h - margin) / step + 1.0 - 1e-9), 0).astype(np.int64)
+    stop = np.minimum(np.floor((span - h + margin) / step + 1.0 + 1e-9).astype(np.int64) + 1, n_means)
     if known_xy is None:
-        stop = np.where(h <= reach + 1e-9, stop, first)
-    stop = np.minimum(stop, n_means)
+        stop = np.where(h <= reach + margin, stop, first)
     return x, y, first, np.maximum(stop, first), n_means, shape
 
 
@@ -117,7 +121,7 @@ def grid_scores(
     pixels: FitPixels,
     *,
     optics: CtfOptics,
-    min_defocus_angstrom: float,
+    mean_first_angstrom: float,
     step_angstrom: float,
     n_means: int,
     x_angstrom: np.ndarray,
@@ -126,11 +130,11 @@ def grid_scores(
     stop: np.ndarray,
     phase_shift_radian: float,
 ) -> np.ndarray:
-    """(rows, n_means) Pearson scores of the grid rows (x, y) x means; -inf outside [first, stop)."""
+    """(rows, n_means) Pearson scores of rows (x, y) x means mean_first + j * step; -inf outside [first, stop)."""
     base = pixels.base(optics) + phase_shift_radian
     sums = _grid_sums_kernel(
         pixels.g2, pixels.g2c, pixels.g2s, base, pixels.data, optics.defocus_coefficient,
-        float(min_defocus_angstrom), float(step_angstrom), int(n_means),
+        float(mean_first_angstrom), float(step_angstrom), int(n_means),
         np.ascontiguousarray(x_angstrom, dtype=np.float64), np.ascontiguousarray(y_angstrom, dtype=np.float64),
         np.ascontiguousarray(first, dtype=np.int64), np.ascontiguousarray(stop, dtype=np.int64),
     )
@@ -206,8 +210,9 @@ def exhaustive_grid_search(
     penalty = np.zeros(x.size)
     if astigmatism_restraint_angstrom is not None:
         penalty = 4.0 * (x**2 + y**2) / (2.0 * astigmatism_restraint_angstrom**2) / max(pixels.g2.size, 1)
+    mean_first = min_defocus_angstrom - step
     scores = np.stack([
-        grid_scores(pixels, optics=optics, min_defocus_angstrom=min_defocus_angstrom, step_angstrom=step, n_means=n_means,
+        grid_scores(pixels, optics=optics, mean_first_angstrom=mean_first, step_angstrom=step, n_means=n_means,
                     x_angstrom=x, y_angstrom=y, first=first, stop=stop, phase_shift_radian=float(p)) - penalty[:, None]
         for p in phases
     ]).reshape(phases.size, *shape, n_means)
@@ -218,7 +223,7 @@ def exhaustive_grid_search(
     for index in best:
         p, *row, j = np.unravel_index(index, scores.shape)
         r = int(np.ravel_multi_index(tuple(row), shape))
-        peaks.append(GridPeak(float(min_defocus_angstrom + j * step), float(x[r]), float(y[r]), float(phases[p]),
+        peaks.append(GridPeak(float(mean_first + j * step), float(x[r]), float(y[r]), float(phases[p]),
                               float(scores.ravel()[index])))
     logger.debug("exhaustive grid: %d CTFs, step %.0f Å, band to %.1f Å, best %s", n_candidates, step, band,
                  peaks[0] if peaks else None)
