@@ -107,6 +107,11 @@ LANGUAGE_CODE = "en-us"
 
 STATIC_URL = "static/"
 STATIC_ROOT = str(SEMC_HOME / "static")
+#: `semc web` serves the static files itself (from the apps, no collectstatic) when this is set
+SEMC_SERVE_STATIC = os.environ.get("SEMC_SERVE_STATIC", "") == "1"
+#: failed API authentications per client address and window before it must wait (semc.web.auth)
+SEMC_AUTH_FAILURES_MAX = 20
+SEMC_AUTH_FAILURES_WINDOW_S = 300
 
 SESSION_COOKIE_HTTPONLY = True
 CSRF_COOKIE_HTTPONLY = True
