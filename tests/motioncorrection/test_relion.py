@@ -29,13 +29,12 @@ def movie_on_disk(tmp_path_factory):
 
 def test_relion_runs_semc_motioncor2_and_its_star_holds_our_shifts(movie_on_disk):
     d, movie = movie_on_disk
+    # No --gpu: this Debian RELION build has no CUDA, and with --gpu it divides by its device count
+    # (0) before starting any MotionCor2; without it RELION runs the executable with no -Gpu flag.
     cmd = ["relion_run_motioncorr", "--i", "mov.tif", "--o", "MC/", "--use_motioncor2",
            "--motioncor2_exe", shutil.which("semc-motioncor2"), "--angpix", "1", "--voltage", "300",
-           "--dose_per_frame", "1", "--dose_weighting", "--patch_x", "5", "--patch_y", "5", "--gpu", "0"]
+           "--dose_per_frame", "1", "--dose_weighting", "--patch_x", "5", "--patch_y", "5"]
     proc = subprocess.run(cmd, cwd=d, capture_output=True, text=True)
-    if proc.returncode == -8 and not (d / "MC" / "mov.com").exists():
-        pytest.skip("this RELION build has no CUDA: --use_motioncor2 divides by devCount = 0 (SIGFPE) "
-                    "before starting any MotionCor2 executable")
     assert proc.returncode == 0, proc.stderr
     star = starfile.read(d / "MC" / "mov.star")
     shifts = star["global_shift"][["rlnMicrographShiftX", "rlnMicrographShiftY"]].to_numpy()
