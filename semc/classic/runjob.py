@@ -260,13 +260,20 @@ def _job_row_update(request: RunJobRequest, *, clusterjobid: int | None, status:
 
 
 def _set_status(argv: Sequence[str]) -> int:
-    """``runJob.py --set-status JOBID LETTER [--projectid N]``: used by the batch script on a failed start."""
-    jobid, letter, rest = int(argv[0]), argv[1], list(argv[2:])
-    project = int(rest[rest.index("--projectid") + 1]) if "--projectid" in rest else None
-    if letter not in ("Q", "R", "D", "E", "A", "U"):
-        raise ClassicUsageError(f"unknown status letter {letter!r}")
-    _job_row_update(RunJobRequest(script="", script_argv=(), dropped=(), jobid=jobid, projectid=project),
-                    clusterjobid=None, status=letter)
+    """``runJob.py --set-status JOBID [--projectid N] LETTER``: used by the batch script on a failed start
+    (classic's ``updateAppionDB.py``); D and A are never overwritten."""
+    import argparse
+
+    parser = argparse.ArgumentParser(prog="runJob.py --set-status", exit_on_error=False)
+    parser.add_argument("jobid", type=int)
+    parser.add_argument("--projectid", type=int, default=None)
+    parser.add_argument("letter", choices=("Q", "R", "D", "E", "A", "U"))
+    try:
+        args = parser.parse_args(list(argv))
+    except argparse.ArgumentError as exc:
+        raise ClassicUsageError(str(exc)) from None
+    _job_row_update(RunJobRequest(script="", script_argv=(), dropped=(), jobid=args.jobid, projectid=args.projectid),
+                    clusterjobid=None, status=args.letter)
     return 0
 
 
