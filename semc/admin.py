@@ -12,11 +12,11 @@ from __future__ import annotations
 from django.contrib import admin
 from django.db.models import Model
 from django.urls import NoReverseMatch, reverse
-from django.utils.html import format_html
+from django.utils.html import format_html, format_html_join
+from django.utils.safestring import mark_safe
 
 from semc import models as m
 from semc.base.store import exposure_steps_requeue
-
 
 
 def admin_link(model: type[Model], pk: int | None, label: str | None = None) -> str:
@@ -103,16 +103,102 @@ class PresetAdmin(ClassicAdmin):
         return None if obj.defocus is None else round(obj.defocus * 1e6, 3)
 
 
+_PICTURE_TITLES = {"thumb": "aligned micrograph", "spectrum": "power spectrum with the fitted rings",
+                   "ctffit": "1-D CTF fit", "drift": "drift trajectory"}
+
+
+def exposure_picture_url(image_id: int, kind: str) -> str:
+    return reverse("dashboard:exposure_picture", args=[image_id, kind])
+
+
 @admin.register(m.AcquisitionImageData)
 class ExposureAdmin(ClassicAdmin):
-    list_display = ("id", "filename", "session_col", "preset_col", "camera_col", "scope_col", "timestamp")
+    """Exposures, with their pictures (lazily rendered by the dashboard) and the viewer's hide/trash."""
+
+    list_display = ("id", "thumbnail", "filename", "session_col", "preset_col", "camera_col", "scope_col",
+                    "viewer_status", "timestamp")
     list_filter = ("preset__name",)
     search_fields = ("filename", "session__name", "preset__name")
     list_select_related = ("session", "preset")
+    readonly_fields = ("results", "pictures")
+    actions = ("reject_hidden", "reject_trash", "unreject")
     session_col = fk_link("session")
     preset_col = fk_link("preset")
     camera_col = fk_link("camera")
     scope_col = fk_link("scope")
+
+    @admin.display(description="thumbnail")
+    def thumbnail(self, obj):
+        return format_html('<img src="{}" alt="" width="64" height="64" loading="lazy" '
+                           'style="object-fit:contain;background:#000">', exposure_picture_url(obj.pk, "thumb"))
+
+    @admin.display(description="viewer status")
+    def viewer_status(self, obj):
+        return (m.ViewerImageStatus.objects.filter(image_id=obj.pk).order_by("-id")
+                .values_list("status", flat=True).first() or "-")
+
+    @admin.display(description="results")
+    def results(self, obj):
+        from semc.web.dashboard.pictures import exposure_available
+
+        _, found = exposure_available(obj.pk)
+        if found is None:
+            return "-"
+        parts = []
+        if found.aligned is not None:
+            parts.append(format_html("aligned: {}", admin_link(m.AcquisitionImageData, found.aligned.pk,
+                                                                found.aligned.filename)))
+        if found.ctf is not None and found.ctf.defocus1 is not None and found.ctf.defocus2 is not None:
+            resolution = found.ctf.ctffind4_resolution
+            parts.append(format_html("CTF: {} µm mean defocus, {} Å astigmatism, fit to {}",
+                                     round(0.5 * (found.ctf.defocus1 + found.ctf.defocus2) * 1e6, 3),
+                                     round(abs(found.ctf.defocus2 - found.ctf.defocus1) * 1e10),
+                                     f"{resolution:.1f} Å" if resolution and resolution < 1e5 else "-"))
+        if found.drift_angstrom:
+            from semc.web.dashboard.data import path_length
+
+            xs, ys = found.drift_angstrom
+            parts.append(format_html("drift: {} Å over {} frames", round(path_length(xs, ys), 2), len(xs)))
+        return format_html_join(mark_safe("<br>"), "{}", ((part,) for part in parts)) if parts else "-"
+
+    @admin.display(description="pictures")
+    def pictures(self, obj):
+        from semc.web.dashboard.pictures import exposure_available
+
+        kinds, _ = exposure_available(obj.pk)
+        if not kinds:
+            return "no pictures yet"
+        return format_html_join(
+            "", '<figure style="display:inline-block;margin:0 .5em .5em 0"><img src="{}" alt="{}" '
+            'style="max-width:336px;max-height:256px"><figcaption>{}</figcaption></figure>',
+            ((exposure_picture_url(obj.pk, kind), _PICTURE_TITLES[kind], _PICTURE_TITLES[kind]) for kind in kinds))
+
+    def has_reject_permission(self, request) -> bool:
+        return request.user.has_perm("semc.change_viewerimagestatus")
+
+    def _reject(self, request, queryset, status: str) -> None:
+        from semc.web.dashboard.curation import exposures_reject
+
+        count = exposures_reject(queryset.values_list("id", flat=True), status=status)
+        self.message_user(request, f"viewer status '{status}' set on {count} image(s) (selected exposures, "
+                                   f"their raw movies and aligned images)")
+
+    @admin.action(description="Reject: hide the selected exposures (as the image viewer's hide)",
+                  permissions=["reject"])
+    def reject_hidden(self, request, queryset):
+        self._reject(request, queryset, m.ViewerImageStatus.Status.HIDDEN)
+
+    @admin.action(description="Reject: trash the selected exposures (as the image viewer's trash)",
+                  permissions=["reject"])
+    def reject_trash(self, request, queryset):
+        self._reject(request, queryset, m.ViewerImageStatus.Status.TRASH)
+
+    @admin.action(description="Un-reject: clear the viewer status of the selected exposures", permissions=["reject"])
+    def unreject(self, request, queryset):
+        from semc.web.dashboard.curation import exposures_unreject
+
+        count = exposures_unreject(queryset.values_list("id", flat=True))
+        self.message_user(request, f"viewer status cleared on {count} image(s)")
 
 
 @admin.register(m.CameraEMData)
@@ -241,8 +327,8 @@ class ProcessingRunAdmin(admin.ModelAdmin):
     list_display = ("id", "name", "session_name", "preset", "status", "host", "pid", "created_at")
     list_filter = ("status",)
     search_fields = ("name", "session_name", "rundir")
-    readonly_fields = [f.name for f in m.ProcessingRun._meta.concrete_fields]
-    inlines = [LedgerInline]
+    readonly_fields = tuple(f.name for f in m.ProcessingRun._meta.concrete_fields)
+    inlines = (LedgerInline,)
 
     def has_add_permission(self, request, obj=None) -> bool:
         return False
@@ -254,8 +340,8 @@ class ExposureStepAdmin(admin.ModelAdmin):
                     "stored_at")
     list_filter = ("step", "state", "run")
     search_fields = ("filename", "run__name", "run__session_name", "last_error")
-    readonly_fields = [f.name for f in m.ExposureStep._meta.concrete_fields]
-    actions = ["requeue"]
+    readonly_fields = tuple(f.name for f in m.ExposureStep._meta.concrete_fields)
+    actions = ("requeue",)
     exposure_col = xref_link("exposure_id", m.AcquisitionImageData, "exposure")
     list_select_related = ("run",)
 

@@ -158,9 +158,11 @@ def spectrum_rings_png(spectrum: np.ndarray, path: str | os.PathLike, *, ring_ph
     ax.imshow(data, cmap="gray", vmin=low, vmax=high, origin="lower", interpolation="bilinear")
     if ring_phase is not None:
         phase = np.asarray(ring_phase, dtype=np.float64)
-        levels = [k * np.pi for k in range(1, max_rings + 1) if phase.min() < k * np.pi < phase.max()]
+        finite = phase[np.isfinite(phase)]  # NaN masks where no ring is drawn (beyond the fit resolution)
+        levels = ([k * np.pi for k in range(1, max_rings + 1) if finite.min() < k * np.pi < finite.max()]
+                  if finite.size else [])
         if levels:
-            ax.contour(phase, levels=levels, colors="#33cc66", linewidths=0.8, alpha=0.8, origin="lower")
+            ax.contour(phase, levels=levels, colors="#33cc66", linewidths=1.0, alpha=0.9, origin="lower")
     if title:
         ax.text(0.02, 0.98, title, transform=ax.transAxes, va="top", ha="left", color="#ffee66", fontsize=8)
     ax.set_axis_off()

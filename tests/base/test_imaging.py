@@ -64,6 +64,11 @@ def test_spectrum_rings_are_drawn_where_the_phase_crosses_multiples_of_pi(tmp_pa
     radii = np.hypot(rows - 64, cols - 64)
     # chi = pi r^2 / 400 crosses pi at r = 20 px and 2 pi at r = 28.3 px (in a 128-px picture of a 128-px grid)
     assert np.any(np.abs(radii - 20) < 2) and np.any(np.abs(radii - 28.3) < 2)
+    masked = np.where(radius2 < 24**2, radius2 / 400.0 * np.pi, np.nan)  # no ring beyond r = 24 px
+    partly = imread(spectrum_rings_png(spectrum, tmp_path / "masked.png", ring_phase=masked, size_px=128))
+    rows, cols = np.nonzero((partly[..., 1] - np.maximum(partly[..., 0], partly[..., 2])) > 0.2)
+    radii = np.hypot(rows - 64, cols - 64)
+    assert np.any(np.abs(radii - 20) < 2) and not np.any(np.abs(radii - 28.3) < 2)
     with pytest.raises(ValueError, match="does not match"):
         spectrum_rings_png(spectrum, tmp_path / "bad.png", ring_phase=np.zeros((4, 4)))
 
