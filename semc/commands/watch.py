@@ -113,14 +113,17 @@ def run(args: argparse.Namespace) -> int:
     django_setup()
     from django.conf import settings
 
+    from semc.base.errors import InputMissing
     from semc.base.runlock import RunDirLock
     from semc.commands.init_databases import databases_init
     from semc.ingest.watcher import Watcher
 
     options = _options(args)
+    root = Path(args.root).absolute()
+    if not root.is_dir():
+        raise InputMissing("the folder to watch does not exist", step="ingest", path=str(root))
     if not settings.SEMC_CONFIG.attached:
         databases_init()  # idempotent: a fresh home gets its databases
-    root = Path(args.root).absolute()
     lock_dir = settings.SEMC_HOME / "watch" / hashlib.sha1(str(root).encode()).hexdigest()[:16]
     lock_dir.mkdir(parents=True, exist_ok=True)
     (lock_dir / "root.txt").write_text(f"{root}\n")

@@ -1,0 +1,100 @@
+"""End to end: a simulated EPU session folder is watched, registered, and processed by the daemon (motion
+correction and CTF on a real LocalCluster) like a Leginon session; the stored results match the
+simulation's ground truth. And ``semc watch`` as a program: a second run registers nothing again."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from semc import models as m
+from semc.cluster import cluster_open
+from semc.ctfestimation.task import ctf_task_config
+from semc.ingest.register import Overrides
+from semc.ingest.watcher import Watcher, WatchOptions
+from semc.loop import Controller, LoopParams
+from semc.models.codecs import seq_decode
+from semc.motioncorrection.task import MotionCorrectionTaskConfig
+from semc.motioncorrection.types import MotionCorrectionParams
+from semc.pipeline import PipelineConfig
+from semc.simulation.layouts import exposure_place, layout_prepare, layout_write
+from semc.simulation.session import SessionSpec
+
+
+@pytest.mark.slow
+@pytest.mark.django_db(databases="__all__", transaction=True)
+def test_a_watched_epu_session_is_processed_by_semc_loop_end_to_end(tmp_path):
+    from semc.commands.init_databases import default_project_ensure
+
+    default_project_ensure()
+    spec = SessionSpec(name="sim", root=Path("."), n_exposures=1, camera="small", fmt="tiff", seed=11,
+                       defocus_range_um=(1.0, 2.5))
+    layout = layout_prepare(spec, style="epu", directory=tmp_path / "grid1", staging=tmp_path / "staging",
+                            gain_orientation=(2, 1))
+    for exposure in layout.exposures:
+        exposure_place(exposure)
+    watcher = Watcher(layout.directory, WatchOptions(settle_s=0.0, metadata_wait_s=0.0, racy_s=0.0,
+                                                     overrides=Overrides(gain_rotate=2, gain_flip=1)))
+    assert watcher.run(once=True).registered == 1
+    processed = tmp_path / "grid1" / "processed"
+    rundir = str(processed / "run1")
+    steps = ("motioncorrection", "ctfestimation")
+    mc = MotionCorrectionTaskConfig(params=MotionCorrectionParams(patches_xy=(0, 0)), rundir=rundir)
+    ctf = ctf_task_config(rundir=rundir, box=256, resmin=30.0, resmax=5.0, defocus_range=(5000.0, 40000.0))
+    params = LoopParams(session="grid1", preset="enn", steps=steps, rundir=rundir, runname="run1",
+                        pipeline=PipelineConfig(steps=steps, motioncorrection=mc, ctfestimation=ctf), wait=False,
+                        poll_interval_s=0.2)
+    with cluster_open("local", n_workers=1) as cluster:
+        controller = Controller(params, cluster)
+        controller.prepare()
+        try:
+            controller.run_loop()
+        finally:
+            controller.shutdown(failed=False)
+    for exposure in layout.exposures:
+        truth = json.loads(exposure.truth.read_text())
+        source = m.AcquisitionImageData.objects.get(session__name="grid1", preset__name="enn",
+                                                  camera__frames_name=exposure.movie.name)
+        aligned = m.AcquisitionImageData.objects.get(filename=f"{source.filename}-a")
+        assert m.ApDDAlignImagePairData.objects.filter(source_id=source.pk).count() == 2
+        assert (processed / "rawdata" / aligned.image).is_file()  # results under <session>/processed
+        trajectory = m.ApDDFrameTrajectoryData.objects.get(image_id=aligned.pk)
+        stored = np.column_stack([seq_decode(trajectory.pos_x, item_type=float),
+                                  seq_decode(trajectory.pos_y, item_type=float)])
+        shift = np.column_stack([truth["trajectory"]["shift_x_px"], truth["trajectory"]["shift_y_px"]])
+        assert np.sqrt(np.mean((stored - (shift - shift[len(shift) // 2])) ** 2)) < 0.25
+        ctf_row = m.ApCtfData.objects.get(image_id=aligned.pk)
+        mean_true = 0.5 * (truth["ctf"]["defocus1_angstrom"] + truth["ctf"]["defocus2_angstrom"])
+        assert 0.5 * (ctf_row.defocus1 + ctf_row.defocus2) * 1e10 == pytest.approx(mean_true, rel=0.02)
+
+
+def _semc_watch(root: Path, home: Path, *extra: str) -> subprocess.CompletedProcess:
+    env = {**os.environ, "SEMC_HOME": str(home), "SEMC_DB_BACKEND": "sqlite", "SEMC_MODE": "standalone"}
+    return subprocess.run([sys.executable, "-m", "semc", "watch", str(root), "--once", "--settle", "0",
+                           "--metadata-wait", "0", *extra], check=False, env=env, capture_output=True, text=True,
+                          timeout=240)
+
+
+@pytest.mark.slow
+def test_semc_watch_registers_a_serialem_folder_once_across_runs(tmp_path):
+    spec = SessionSpec(name="sim", root=Path("."), n_exposures=2, camera="small", seed=5, n_particles=5)
+    layout = layout_write(spec, style="serialem", directory=tmp_path / "s26", staging=tmp_path / "staging",
+                 frame_shape=(128, 128), n_frames=4)
+    home = tmp_path / "home"
+    first = _semc_watch(layout.directory, home)
+    assert first.returncode == 0, first.stderr
+    assert "registered 2, waiting 0, broken 0, failed 0" in first.stdout
+    assert "s26:" in first.stdout and str(tmp_path / "s26" / "processed") in first.stdout
+    again = _semc_watch(tmp_path / "s26", home)
+    assert again.returncode == 0, again.stderr
+    assert "registered 0, waiting 0" in again.stdout
+    links = sorted(p.name for p in (tmp_path / "s26" / "processed" / "frames").iterdir())
+    assert len(links) == 2 and all(name.endswith(".frames.mrc") for name in links)
+    bad = _semc_watch(tmp_path / "absent", home)
+    assert bad.returncode == 1 and "does not exist" in bad.stderr
