@@ -1,7 +1,11 @@
 """Daemon benchmarks: planner cost on a 100,000-exposure session, and a live replay's latency.
 
-    python benchmarks/bench_daemon.py planner [--exposures 100000]
-    python benchmarks/bench_daemon.py replay [--exposures 30 --interval 2]
+    python benchmarks/bench_daemon.py planner [--size ci|realistic] [--exposures 100000]
+    python benchmarks/bench_daemon.py replay [--size ci|realistic] [--exposures 100 --interval 2] [--json FILE]
+
+``--size ci``: planner on 10,000 exposures, replay of 12 exposures one every 3 s; ``realistic``: 100,000
+exposures, and 100 exposures one every 2 s (issue 8's figures). ``--json`` also writes the figures (and,
+for the replay, each exposure's arrival and latency) as JSON.
 
 Both run against a throw-away SEMC home (SQLite) and print a markdown table; ``--out`` appends
 it to a results file. The replay simulates a session in real time (a separate ``semc simulate session``
@@ -13,6 +17,7 @@ with motion correction and CTF chained on a local cluster, then reports latency 
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import platform
 import statistics
@@ -21,6 +26,11 @@ import tempfile
 import subprocess
 import time
 from pathlib import Path
+
+from sizes import size_apply, size_argument
+
+SIZE_DEFAULTS = {"ci": {"planner": 10_000, "replay": 12, "interval": 3.0},
+                 "realistic": {"planner": 100_000, "replay": 100, "interval": 2.0}}
 
 
 def _setup(home: Path) -> None:
@@ -72,7 +82,7 @@ def planner(n: int) -> list[str]:
     ]
 
 
-def replay(n: int, interval_s: float) -> list[str]:
+def replay(n: int, interval_s: float, data: dict | None = None) -> list[str]:
     from semc import models as m
     from semc.cluster import cluster_open
     from semc.ctfestimation.task import ctf_task_config
@@ -119,6 +129,11 @@ def replay(n: int, interval_s: float) -> list[str]:
     busy = [motion.get(x.exposure_id, 0.0) + sum(x.durations.values()) for x in lines]
     cpu = (cpu1 - cpu0) / max(1, len(lines))
     p95 = statistics.quantiles(latency, n=20)[-1] if len(latency) > 1 else latency[0]
+    if data is not None:  # per exposure, for the suite's plot: arrival (s from the first) and latency (s)
+        first = min(x.arrived_at for x in lines)
+        data["exposures"] = sorted(((x.arrived_at - first).total_seconds(), (x.stored_at - x.arrived_at)
+                                    .total_seconds()) for x in lines)
+        data["interval_s"] = interval_s
     return [
         f"| exposures, cadence | {len(lines)} of {n}, one every {interval_s:g} s |",
         f"| latency arrival → stored p50 / p95 / max | {statistics.median(latency):.1f} / {p95:.1f} / {latency[-1]:.1f} s |",
@@ -131,18 +146,24 @@ def replay(n: int, interval_s: float) -> list[str]:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("what", choices=["planner", "replay"])
+    size_argument(parser)
     parser.add_argument("--exposures", type=int, default=None)
-    parser.add_argument("--interval", type=float, default=2.0)
+    parser.add_argument("--interval", type=float, default=None)
     parser.add_argument("--out", default=None, help="append the table to this markdown file")
-    args = parser.parse_args(argv)
+    parser.add_argument("--json", default=None, help="also write the figures to this JSON file")
+    args = size_apply(parser.parse_args(argv), {size: {"interval": d["interval"], "exposures": d[
+        parser.parse_known_args(argv)[0].what]} for size, d in SIZE_DEFAULTS.items()})
     home = Path(tempfile.mkdtemp(prefix="semc-bench-"))
     _setup(home)
+    data: dict = {"what": args.what, "size": args.size}
     if args.what == "planner":
-        rows = planner(args.exposures or 100_000)
+        rows = planner(args.exposures)
         title = "Planner cost (SQLite)"
     else:
-        rows = replay(args.exposures or 30, args.interval)
+        rows = replay(args.exposures, args.interval, data)
         title = "Live replay, motion correction + CTF chained, local cluster (1 worker)"
+    if args.json:
+        Path(args.json).write_text(json.dumps({**data, "rows": rows}, indent=1) + "\n")
     text = "\n".join([f"### {title}", "", f"`python benchmarks/bench_daemon.py {' '.join(argv or sys.argv[1:])}` "
                       f"on {platform.node()} ({os.cpu_count()} CPUs), {time.strftime('%Y-%m-%d %H:%M')}", "",
                       "| what | figure |", "|---|---|", *rows, ""])

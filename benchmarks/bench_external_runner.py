@@ -1,6 +1,6 @@
 """Benchmark: overhead of SEMC's one runner of external programs, per exposure.
 
-Usage: python benchmarks/bench_external_runner.py [--repeats N]
+Usage: python benchmarks/bench_external_runner.py [--size ci|realistic] [--repeats N]   (ci: 7 repeats; realistic: 21)
 
 Measures (median and min of N runs, wall time):
 
@@ -32,6 +32,7 @@ sys.path.insert(0, str(ROOT))
 
 from semc.base.external import run, run_interactive  # noqa: E402
 from semc.ctfestimation.calc.external import CtffindParams, CtffindVersion, ctffind_prompt_table  # noqa: E402
+from sizes import size_apply, size_argument
 
 FAKE = ROOT / "tests" / "data" / "ctffind" / "fake_ctffind.py"
 SPECIMEN = ROOT / "tests" / "data" / "ctffind" / "4.1.14" / "mic_00021-pow.txt"
@@ -50,8 +51,9 @@ def timed(fn, repeats: int) -> tuple[float, float]:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--repeats", type=int, default=15)
-    args = parser.parse_args()
+    size_argument(parser)
+    parser.add_argument("--repeats", type=int, default=None)
+    args = size_apply(parser.parse_args(), {"ci": {"repeats": 7}, "realistic": {"repeats": 21}})
     tmp = Path(tempfile.mkdtemp(prefix="semc-bench-runner-"))
     noop = [sys.executable, "-c", "pass"]
     dialog = [sys.executable, str(FAKE), "--results", str(SPECIMEN)]
@@ -68,7 +70,7 @@ def main() -> int:
     }
     print(f"Machine: {platform.node()} {platform.machine()}, {os.cpu_count()} CPUs (shared), "
           f"Python {platform.python_version()}, Linux {platform.release()}")
-    print(f"Command: python benchmarks/bench_external_runner.py --repeats {args.repeats}\n")
+    print(f"Command: python benchmarks/bench_external_runner.py --size {args.size} --repeats {args.repeats}\n")
     print("| case | median (ms) | min (ms) |\n|---|---:|---:|")
     for name, fn in cases.items():
         fn()  # warm the page cache

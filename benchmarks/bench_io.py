@@ -2,7 +2,8 @@
 
 Run from the repository root::
 
-    python benchmarks/bench_io.py [--repeats 3] [--eer-frames 1000] [--cache /tmp/semc_bench_io]
+    python benchmarks/bench_io.py [--size ci|realistic] [--repeats 3] [--eer-frames 1000] [--frames 40]
+                                  [--cache /tmp/semc_bench_io]
 
 Prints a markdown table (machine, versions, command, figures). Synthetic inputs
 are written once into the cache folder and reused:
@@ -12,6 +13,8 @@ are written once into the cache folder and reused:
   into 40 fractions of 25 frames and rendered at 4K.
 - K3 TIFF: 40 × 4092×5760 uint8 Poisson(1) frames, LZW (algorithms.md §9).
 - MRC: 40 × 4096² int8 Poisson(1) frames.
+
+``--size ci`` uses 200 EER frames and 10 TIFF/MRC frames (same frame sizes); ``realistic`` the above.
 
 Each figure is the median of ``--repeats`` runs after one warm-up (files in the
 page cache). The two CPU cores of the CI box are shared, so timings are noisy.
@@ -32,9 +35,13 @@ import imagecodecs
 import numba
 import numpy as np
 import tifffile
+from sizes import size_apply, size_argument
 
 from semc.base.io import FrameGrouping, open_movie, write_eer, write_mrc, write_tiff_movie
 from semc.base.io.eer_codec import STRIP_PAD_BYTES, EerCoding, eer_decode_frame
+
+SIZE_DEFAULTS = {"ci": {"repeats": 3, "eer_frames": 200, "frames": 10},
+                 "realistic": {"repeats": 3, "eer_frames": 1000, "frames": 40}}
 
 EER_SHAPE = (4096, 4096)
 EER_DOSE_PER_PIXEL = 0.0182
@@ -51,19 +58,19 @@ def _eer_frames(n_frames: int, seed: int = 1):
         yield (x << 2) + (sub & 3), (y << 2) + (sub >> 2)
 
 
-def _ensure_inputs(cache: str, eer_frames: int) -> dict[str, str]:
+def _ensure_inputs(cache: str, eer_frames: int, frames: int = 40) -> dict[str, str]:
     os.makedirs(cache, exist_ok=True)
     paths = {"eer": os.path.join(cache, f"falcon4_{eer_frames}.eer"),
-             "tiff": os.path.join(cache, "k3_40_lzw.tif"),
-             "mrc": os.path.join(cache, "int8_4k_40.mrc")}
+             "tiff": os.path.join(cache, f"k3_{frames}_lzw.tif"),
+             "mrc": os.path.join(cache, f"int8_4k_{frames}.mrc")}
     rng = np.random.default_rng(2)
     if not os.path.exists(paths["eer"]):
         write_eer(paths["eer"], _eer_frames(eer_frames), pixel_size_angstrom=0.725)
     if not os.path.exists(paths["tiff"]):
-        write_tiff_movie(paths["tiff"], (rng.poisson(1.0, (4092, 5760)).astype(np.uint8) for _ in range(40)),
+        write_tiff_movie(paths["tiff"], (rng.poisson(1.0, (4092, 5760)).astype(np.uint8) for _ in range(frames)),
                          compression="lzw", bigtiff=False)
     if not os.path.exists(paths["mrc"]):
-        write_mrc(paths["mrc"], rng.poisson(1.0, (40, 4096, 4096)).astype(np.int8), pixel_size_angstrom=0.725)
+        write_mrc(paths["mrc"], rng.poisson(1.0, (frames, 4096, 4096)).astype(np.int8), pixel_size_angstrom=0.725)
     return paths
 
 
@@ -162,11 +169,13 @@ def _mrc_read(path: str) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--repeats", type=int, default=3)
-    parser.add_argument("--eer-frames", type=int, default=1000)
+    size_argument(parser)
+    parser.add_argument("--repeats", type=int, default=None)
+    parser.add_argument("--eer-frames", type=int, default=None)
+    parser.add_argument("--frames", type=int, default=None, help="frames of the K3 TIFF and the MRC")
     parser.add_argument("--cache", default="/tmp/semc_bench_io")
-    args = parser.parse_args(argv)
-    paths = _ensure_inputs(args.cache, args.eer_frames)
+    args = size_apply(parser.parse_args(argv), SIZE_DEFAULTS)
+    paths = _ensure_inputs(args.cache, args.eer_frames, args.frames)
     n = args.eer_frames
     grouping = FrameGrouping.fixed(n, n // 40)
     rows = []
@@ -186,9 +195,9 @@ def main(argv: list[str] | None = None) -> int:
     for threads in (1, 2):
         os.environ["SEMC_IO_THREADS"] = str(threads)
         t = _median_s(lambda: _tiff_decode(paths["tiff"]), args.repeats)
-        rows.append((f"K3 5760×4092×40 uint8 LZW TIFF decode, {threads} thread(s)", f"{t:.2f} s"))
+        rows.append((f"K3 5760×4092×{args.frames} uint8 LZW TIFF decode, {threads} thread(s)", f"{t:.2f} s"))
     t = _median_s(lambda: _mrc_read(paths["mrc"]), args.repeats)
-    rows.append(("MRC int8 4096²×40 read (read_frames, page cache warm)", f"{t:.2f} s"))
+    rows.append((f"MRC int8 4096²×{args.frames} read (read_frames, page cache warm)", f"{t:.2f} s"))
     size_mb = os.path.getsize(paths["eer"]) / 1e6
     print("# Movie I/O benchmark\n")
     print(f"- machine: {platform.node()} {platform.machine()}, {os.cpu_count()} CPUs "

@@ -1,6 +1,8 @@
 """Benchmark: SEMC motion correction vs RELION 3.1.3 --use_own on the same synthetic movies.
 
-Usage: python benchmarks/bench_motioncorrection.py [--sizes k3,1k] [--repeats N] [--no-relion]
+Usage: python benchmarks/bench_motioncorrection.py [--size ci|realistic] [--sizes k3,1k] [--repeats N] [--no-relion]
+
+``--size ci`` runs the 1k movie only; ``realistic`` k3, eer and 1k (3 repeats each).
 
 Movies follow algorithms.md §9: low-pass noise specimen (15 % contrast) moved
 along a known 12.9 px trajectory, Poisson at 1 e/px/frame, uint8 LZW TIFF,
@@ -26,10 +28,12 @@ import time
 
 import numpy as np
 import scipy.fft
+from sizes import size_apply, size_argument
 
 SIZES = {"k3": (4092, 5760, 40), "1k": (1024, 1024, 40), "eer": (4096, 4096, 800)}
 EER_FRAMES_PER_FRACTION = 20
 EER_DOSE_PER_FRAME = 0.0182  # e/px per detector frame (algorithms.md §8.2)
+SIZE_DEFAULTS = {"ci": {"sizes": "1k", "repeats": 3}, "realistic": {"sizes": "k3,eer,1k", "repeats": 3}}
 
 
 def make_movie(path: str, gain_path: str, shape: tuple[int, int, int], seed: int = 0) -> np.ndarray:
@@ -165,13 +169,14 @@ def relion(movie: str, gain: str | None, outdir: str) -> tuple[float, int, str]:
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__)
-    ap.add_argument("--sizes", default="k3,eer,1k")
-    ap.add_argument("--repeats", type=int, default=3)
+    size_argument(ap)
+    ap.add_argument("--sizes", default=None)
+    ap.add_argument("--repeats", type=int, default=None)
     ap.add_argument("--no-relion", action="store_true")
-    opts = ap.parse_args()
+    opts = size_apply(ap.parse_args(), SIZE_DEFAULTS)
     rows = []
     work = tempfile.mkdtemp(prefix="bench_mc_")
-    print(f"command: python benchmarks/bench_motioncorrection.py --sizes {opts.sizes} --repeats {opts.repeats}",
+    print(f"command: python benchmarks/bench_motioncorrection.py --size {opts.size} --sizes {opts.sizes} --repeats {opts.repeats}",
           file=sys.stderr)
     try:
         for name in opts.sizes.split(","):
@@ -205,7 +210,7 @@ def main() -> int:
     import numba
     print(f"machine: {platform.node()} {platform.machine()}, {os.cpu_count()} CPUs; python {platform.python_version()}, "
           f"numpy {np.__version__}, scipy {scipy.__version__}, numba {numba.__version__}")
-    print(f"command: python benchmarks/bench_motioncorrection.py --sizes {opts.sizes} --repeats {opts.repeats}")
+    print(f"command: python benchmarks/bench_motioncorrection.py --size {opts.size} --sizes {opts.sizes} --repeats {opts.repeats}")
     print("settings: 5x5 patches, dose weighting, gain; RELION 3.1.3 --use_own --j 2, OMP_NUM_THREADS=1\n")
     print("| movie | frames (y x n) | ours, s (median) | RELION, s (median) | ratio | ours peak RSS, GB "
           "| RELION peak RSS, GB | decoded movie (float32 frames/fractions), GB |")

@@ -1,6 +1,6 @@
 """Benchmark: seconds to simulate movies, an EER movie, a tilt series and a session with semc.simulation.
 
-Usage: python benchmarks/bench_simulation.py [--cases 1k,k3,eer,tilt41,session100] [--repeats N]
+Usage: python benchmarks/bench_simulation.py [--size ci|realistic] [--cases 1k,k3,eer,tilt41,session100] [--repeats N]
 
 Cases (each run in a fresh child process, outputs in a temporary folder that is removed):
 
@@ -12,7 +12,9 @@ Cases (each run in a fresh child process, outputs in a temporary folder that is 
 - ``tilt41``: one 41-tilt dose-symmetric series (−60..60°, step 3°), 1024² at 2 Å, 30 particles,
   8-frame TIFF movies per tilt, stack, noise-free stack, mdoc, rawtlt, truth;
 - ``session100``: a files-only session of 100 exposures of the CI camera preset (``small``: 1024² × 10
-  frames MRC since commit c9f1bb5, 512² before) written at once.
+  frames MRC since commit c9f1bb5, 512² before) written at once (``session<N>``: N exposures).
+
+``--size ci`` runs ``1k`` and ``session10``; ``realistic`` every case above.
 
 Prints a markdown table: median and min wall seconds of the repeats, and peak RSS of the child.
 """
@@ -31,7 +33,10 @@ import sys
 import tempfile
 import time
 
+from sizes import size_apply, size_argument
+
 CASES = ("1k", "k3", "eer", "tilt41", "session100")
+SIZE_DEFAULTS = {"ci": {"cases": "1k,session10", "repeats": 3}, "realistic": {"cases": ",".join(CASES), "repeats": 3}}
 
 
 def _case(name: str, out: str) -> None:
@@ -60,12 +65,12 @@ def _case(name: str, out: str) -> None:
             "root": os.path.join(out, "ts"), "n_series": 1, "processes": 1, "shape": [1024, 1024],
             "pixel_size_angstrom": 2.0, "tilt_step_degree": 3, "frames_per_tilt": 8,
             "assembler_options": {"n_particles": 30, "models": ["apoferritin", "ribosome", "globular"]}}))
-    elif name == "session100":
+    elif name.startswith("session") and name[7:].isdigit():
         from pathlib import Path
 
         from semc.simulation.session import SessionSpec, session_plan, session_run
 
-        plan = session_plan(SessionSpec(name="bench", root=Path(out), n_exposures=100, camera="small",
+        plan = session_plan(SessionSpec(name="bench", root=Path(out), n_exposures=int(name[7:]), camera="small",
                                         n_particles=10))
         session_run(plan, realtime=False)
     else:
@@ -97,10 +102,11 @@ def _versions() -> str:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--cases", default=",".join(CASES))
-    parser.add_argument("--repeats", type=int, default=3)
+    size_argument(parser)
+    parser.add_argument("--cases", default=None)
+    parser.add_argument("--repeats", type=int, default=None)
     parser.add_argument("--child", default=None, help=argparse.SUPPRESS)
-    args = parser.parse_args()
+    args = size_apply(parser.parse_args(), SIZE_DEFAULTS)
     if args.child:
         _child(args.child)
         return 0
@@ -116,7 +122,8 @@ def main() -> int:
         secs = [r["seconds"] for r in runs]
         rows.append((name, statistics.median(secs), min(secs), max(r["rss_gb"] for r in runs), secs))
     print(f"Machine: {platform.node()} ({os.cpu_count()} CPUs, {platform.machine()}), {_versions()}")
-    print(f"Command: python benchmarks/bench_simulation.py --cases {args.cases} --repeats {args.repeats}")
+    print(f"Command: python benchmarks/bench_simulation.py --size {args.size} --cases {args.cases} "
+          f"--repeats {args.repeats}")
     print(f"SEMC_FFT_WORKERS={os.environ.get('SEMC_FFT_WORKERS', '(default: all CPUs)')}\n")
     print("| case | median s | min s | peak RSS GB | every run, s |")
     print("|---|---|---|---|---|")
