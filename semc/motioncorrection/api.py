@@ -186,6 +186,22 @@ def _keep_freed_memory() -> None:
     libc.mallopt(m_trim_threshold, (1 << 31) - 1)
 
 
+def centre_crop(image: np.ndarray, crop_xy: tuple[int, int], *, path: str = "") -> np.ndarray:
+    """The centre ``x`` by ``y`` pixels of an image or a stack (last two axes).
+
+    Raises
+    ------
+    InvalidParameters
+        When the crop is not positive or larger than the image.
+    """
+    cx, cy = (int(v) for v in crop_xy)
+    ny, nx = image.shape[-2:]
+    if not (0 < cx <= nx and 0 < cy <= ny):
+        raise InvalidParameters(f"-Crop {cx} {cy} does not fit the {nx} x {ny} output", step=_STEP, path=path)
+    y0, x0 = (ny - cy) // 2, (nx - cx) // 2
+    return np.ascontiguousarray(image[..., y0:y0 + cy, x0:x0 + cx])
+
+
 def run_correction(
     movie_path: str | os.PathLike[str],
     *,
@@ -195,8 +211,13 @@ def run_correction(
     frame_groups: tuple[tuple[int, int, float | None], ...] | None = None,
     eer_upsampling: int = 1,
     exposure_id: int | None = None,
+    crop_xy: tuple[int, int] | None = None,
 ) -> tuple[MotionCorrectionResult, CorrectedMovie]:
-    """Like `correct_movie_file`, and also return the engine's full `CorrectedMovie`."""
+    """Like `correct_movie_file`, and also return the engine's full `CorrectedMovie`.
+
+    ``crop_xy`` (MotionCor's ``-Crop``): the written images are the centre ``x`` by ``y`` of
+    the outputs (alignment still uses the whole frame, which only helps it).
+    """
     t0 = time.perf_counter()
     _keep_freed_memory()
     path = os.fspath(movie_path)
@@ -220,6 +241,8 @@ def run_correction(
         images = dict(corrected.sums)
         if corrected.stack is not None:
             images["stack"] = corrected.stack
+        if crop_xy is not None:
+            images = {kind: centre_crop(img, crop_xy, path=path) for kind, img in images.items()}
         written = output_paths_for(output_path, list(images))
         for kind, img in images.items():
             write_mrc(written[kind], img, pixel_size_angstrom=out_pixel)

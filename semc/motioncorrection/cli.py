@@ -18,8 +18,13 @@ from typing import TextIO
 import numpy as np
 
 from semc.base.errors import InvalidParameters, ProcessingError
+from semc.base.io import open_movie
 from semc.motioncorrection.api import DetectorReferences, run_correction
-from semc.motioncorrection.motioncor2_args import MotionCor2Args, format_parameter_echo, parse_motioncor2_argv
+from semc.motioncorrection.motioncor2_args import (
+    MotionCor2Args,
+    format_parameter_echo,
+    parse_motioncor2_argv,
+)
 from semc.motioncorrection.motioncor2_log import (
     format_full_log,
     format_global_shifts,
@@ -29,13 +34,14 @@ from semc.motioncorrection.motioncor2_log import (
     format_patch_progress,
 )
 from semc.motioncorrection.motioncor2_params import fmintfile_groups, params_from_args
+from semc.motioncorrection.polishing_star import polishing_star_write
 
 logger = logging.getLogger(__name__)
 
 __all__ = ["motioncor2_main"]
 
 VERSION_LINE = "MotionCor2 version 1.6.4"
-_NO_EFFECT = ("InAln", "OutAln", "OutStar", "Crop", "Tilt", "InFmMotion", "Cs", "AmpCont",
+_NO_EFFECT = ("InAln", "OutAln", "Tilt", "InFmMotion", "Cs", "AmpCont",
               "ExtPhase", "FullSum", "TmpFile", "StackZ", "InSkips", "TiffOrder", "CorrInterp",
               "UseGpus", "GpuMemUsage")
 
@@ -116,8 +122,14 @@ def _process(args: MotionCor2Args, movie: str, out: TextIO) -> None:
     if upsampling is None:
         raise InvalidParameters(f"-EerSampling must be 1, 2 or 3, got {args.first('EerSampling')}",
                                 step="motioncorrection")
-    result, corrected = run_correction(movie, output_path=_output_for(args, movie), params=params,
-                                       references=refs, frame_groups=groups, eer_upsampling=upsampling)
+    crop = None
+    if any(args["Crop"]):
+        if len(args["Crop"]) != 2 or min(args["Crop"]) <= 0:
+            raise InvalidParameters(f"-Crop needs two positive sizes, got {args['Crop']}", step="motioncorrection")
+        crop = tuple(max(1, round(v / params.output_bin)) for v in args["Crop"])
+    output = _output_for(args, movie)
+    result, corrected = run_correction(movie, output_path=output, params=params, references=refs,
+                                       frame_groups=groups, eer_upsampling=upsampling, crop_xy=crop)
     shifts = -corrected.motion_px
     out.write("Full-frame alignment has been started.\n")
     out.write(format_iterations(corrected.global_errors_px))
@@ -134,6 +146,13 @@ def _process(args: MotionCor2Args, movie: str, out: TextIO) -> None:
         out.write(f"Corrected sum has been saved in:\n   {path}\n\n")
     out.write("Motion corrected images saved.\n\n")
     _write_logs(args, movie, corrected, shifts)
+    if args.first("OutStar"):
+        star = os.path.splitext(output)[0] + ".star"
+        with open_movie(movie, eer_upsampling=upsampling) as header:
+            movie_shape = (header.n_frames,) + tuple(header.frame_shape)
+        polishing_star_write(star, movie=movie, gain=args["Gain"] or None, shifts_px=shifts,
+                             first_frame=corrected.first_frame, movie_shape_nyx=movie_shape, params=params)
+        out.write(f"Star file has been saved in:\n   {star}\n\n")
     if args["ArcDir"]:
         os.makedirs(args["ArcDir"], exist_ok=True)
         shutil.move(movie, os.path.join(args["ArcDir"], os.path.basename(movie)))

@@ -95,3 +95,43 @@ def test_serial_mode_processes_every_movie_in_a_folder(tiff_movie, tmp_path, cap
     assert motioncor2_main(["-InTiff", str(src) + "/", "-OutMrc", str(out) + "/", "-Serial", "1"]) == 0
     assert (out / "a.mrc").exists() and (out / "b.mrc").exists()
     assert capsys.readouterr().out.count("added:") == 2
+
+
+def test_outstar_writes_a_polishing_star_with_the_logged_shifts(tiff_movie, tmp_path, capsys):
+    import starfile
+
+    path, movie = tiff_movie
+    out = tmp_path / "pol.mrc"
+    rc = motioncor2_main(["-InTiff", str(path), "-OutMrc", str(out), "-Patch", "0", "0", "-PixSize", "0.8",
+                          "-FmDose", "1.5", "-InitDose", "2", "-kV", "200", "-OutStar", "1"])
+    assert rc == 0
+    text = capsys.readouterr().out
+    table = text[text.index("  Frame   x Shift   y Shift"):].split("\n\n")[0].splitlines()[1:]
+    logged = np.array([[float(w) for w in row.split()[1:]] for row in table])
+    star = starfile.read(tmp_path / "pol.star", always_dict=True)
+    general = star["general"]
+    assert (general["rlnImageSizeX"], general["rlnImageSizeY"], general["rlnImageSizeZ"]) == (512, 512, 16)
+    assert general["rlnMicrographOriginalPixelSize"] == pytest.approx(0.8)
+    assert general["rlnMicrographDoseRate"] == pytest.approx(1.5)
+    assert general["rlnMicrographPreExposure"] == pytest.approx(2.0)
+    assert general["rlnVoltage"] == pytest.approx(200)
+    shifts = star["global_shift"][["rlnMicrographShiftX", "rlnMicrographShiftY"]].to_numpy()
+    assert list(star["global_shift"]["rlnMicrographFrameNumber"]) == list(range(1, 17))
+    assert np.allclose(shifts, logged - logged[0], atol=0.01)  # the log is rounded to 2 decimals
+    truth = -(movie.motion_px - movie.motion_px[0])
+    assert np.sqrt(np.mean((shifts - truth) ** 2)) < 0.1
+
+
+def test_crop_writes_the_centre_of_every_output(tiff_movie, tmp_path, capsys):
+    path, _ = tiff_movie
+    full, cropped = tmp_path / "full.mrc", tmp_path / "crop.mrc"
+    common = ["-InTiff", str(path), "-Patch", "0", "0", "-PixSize", "1", "-FmDose", "1"]
+    assert motioncor2_main([*common, "-OutMrc", str(full)]) == 0
+    assert motioncor2_main([*common, "-OutMrc", str(cropped), "-Crop", "300", "200"]) == 0
+    for suffix in ("", "_DW"):
+        with mrcfile.open(tmp_path / f"full{suffix}.mrc") as a, mrcfile.open(tmp_path / f"crop{suffix}.mrc") as b:
+            assert b.data.shape == (200, 300)
+            assert np.allclose(b.data, a.data[156:356, 106:406], atol=1e-4)
+    assert motioncor2_main([*common, "-OutMrc", str(tmp_path / "bad.mrc"), "-Crop", "600", "200"]) == 1
+    assert "-Crop 600 200 does not fit" in capsys.readouterr().err
+    assert not (tmp_path / "bad.mrc").exists()
