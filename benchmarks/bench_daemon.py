@@ -21,9 +21,9 @@ import json
 import os
 import platform
 import statistics
+import subprocess
 import sys
 import tempfile
-import subprocess
 import time
 from pathlib import Path
 
@@ -94,7 +94,7 @@ def replay(n: int, interval_s: float, data: dict | None = None) -> list[str]:
     from semc.simulation.session import SessionSpec, session_plan, session_run
 
     home = Path(os.environ["SEMC_HOME"])
-    spec = dict(name="replay", root=home / "sessions", n_exposures=n, camera="small", seed=5)
+    spec = {"name": "replay", "root": home / "sessions", "n_exposures": n, "camera": "small", "seed": 5}
     plan = session_plan(SessionSpec(**spec))
     session_run(plan, realtime=False, rows_writer=None)  # warm the page cache and numba caches: files only
     for path in plan.frame_path.iterdir():
@@ -164,8 +164,11 @@ def main(argv: list[str] | None = None) -> int:
         title = "Live replay, motion correction + CTF chained, local cluster (1 worker)"
     if args.json:
         Path(args.json).write_text(json.dumps({**data, "rows": rows}, indent=1) + "\n")
-    text = "\n".join([f"### {title}", "", f"`python benchmarks/bench_daemon.py {' '.join(argv or sys.argv[1:])}` "
-                      f"on {platform.node()} ({os.cpu_count()} CPUs), {time.strftime('%Y-%m-%d %H:%M')}", "",
+    shown = list(argv or sys.argv[1:])
+    if "--json" in shown:  # a scratch file: not part of the command to quote
+        del shown[shown.index("--json"):shown.index("--json") + 2]
+    text = "\n".join([f"### {title}", "", (f"`python benchmarks/bench_daemon.py {' '.join(shown)}` "
+                      f"on {platform.node()} ({os.cpu_count()} CPUs), {time.strftime('%Y-%m-%d %H:%M')}"), "",
                       "| what | figure |", "|---|---|", *rows, ""])
     print(text)
     if args.out:

@@ -30,9 +30,10 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from semc.base.external import run, run_interactive  # noqa: E402
-from semc.ctfestimation.calc.external import CtffindParams, CtffindVersion, ctffind_prompt_table  # noqa: E402
 from sizes import size_apply, size_argument
+
+from semc.base.external import run, run_interactive
+from semc.ctfestimation.calc.external import CtffindParams, CtffindVersion, ctffind_prompt_table
 
 FAKE = ROOT / "tests" / "data" / "ctffind" / "fake_ctffind.py"
 SPECIMEN = ROOT / "tests" / "data" / "ctffind" / "4.1.14" / "mic_00021-pow.txt"

@@ -182,16 +182,16 @@ def main(argv: list[str] | None = None) -> int:
     ours_fn, theirs_fn = _decoder_only(paths["eer"])
     t_ours, t_theirs = _median_s(ours_fn, args.repeats), _median_s(theirs_fn, args.repeats)
     rows.append(("EER decoder alone, 100 4K frames in memory summed into one uint8 image, 1 thread",
-                 f"ours {100 / t_ours:.0f} frames/s; imagecodecs {100 / t_theirs:.0f} frames/s; "
-                 f"ratio ours/imagecodecs {t_theirs / t_ours:.2f}"))
+                 (f"ours {100 / t_ours:.0f} frames/s; imagecodecs {100 / t_theirs:.0f} frames/s; "
+                 f"ratio ours/imagecodecs {t_theirs / t_ours:.2f}")))
     for threads in (1, 2):
         os.environ["SEMC_IO_THREADS"] = str(threads)
         ours = _median_s(lambda: _ours_eer(paths["eer"], grouping), args.repeats)
-        ref = _median_s(lambda: _imagecodecs_eer(paths["eer"], grouping, threads), args.repeats)
+        ref = _median_s(lambda t=threads: _imagecodecs_eer(paths["eer"], grouping, t), args.repeats)
         used = grouping.n_frames_used
         rows.append((f"EER 4096² {n} frames → 40 fractions (read + decode + float32 sums), 4K, {threads} thread(s)",
-                     f"ours {used / ours:.0f} frames/s ({ours:.2f} s); imagecodecs {used / ref:.0f} frames/s "
-                     f"({ref:.2f} s); ratio ours/imagecodecs {ref / ours:.2f}"))
+                     (f"ours {used / ours:.0f} frames/s ({ours:.2f} s); imagecodecs {used / ref:.0f} frames/s "
+                     f"({ref:.2f} s); ratio ours/imagecodecs {ref / ours:.2f}")))
     for threads in (1, 2):
         os.environ["SEMC_IO_THREADS"] = str(threads)
         t = _median_s(lambda: _tiff_decode(paths["tiff"]), args.repeats)

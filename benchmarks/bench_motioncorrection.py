@@ -123,8 +123,8 @@ def timed(cmd: list[str], env: dict[str, str] | None = None) -> tuple[float, int
 
 
 def ours(movie: str, gain: str | None, out: str) -> tuple[float, int, str]:
-    cmd = [sys.executable, "-c", "import sys; from semc.motioncorrection.cli import motioncor2_main; "
-           "sys.exit(motioncor2_main())", "-OutMrc", out, "-Patch", "5", "5", "-PixSize", "1.0", "-kV", "300"]
+    cmd = [sys.executable, "-c", ("import sys; from semc.motioncorrection.cli import motioncor2_main; "
+           "sys.exit(motioncor2_main())"), "-OutMrc", out, "-Patch", "5", "5", "-PixSize", "1.0", "-kV", "300"]
     if movie.endswith(".eer"):
         fmint = out + ".fmint.txt"
         with open(fmint, "w") as fh:

@@ -114,7 +114,8 @@ def main() -> int:
     for name in args.cases.split(","):
         runs = []
         for _ in range(args.repeats):
-            res = subprocess.run([sys.executable, __file__, "--child", name], capture_output=True, text=True)
+            res = subprocess.run([sys.executable, __file__, "--child", name], capture_output=True, text=True,
+                                 check=False)
             if res.returncode != 0:
                 print(res.stderr, file=sys.stderr)
                 return 1
