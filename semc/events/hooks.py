@@ -42,7 +42,7 @@ from semc.events import messages as msg
 from semc.events.models import ExposureQC, Notification, OutboxMessage, PublisherLease, SessionQC
 from semc.events.qc import GOOD, VERDICTS, ExposureMetrics, Observation, QcRules, SessionMonitor
 
-__all__ = ["ControllerEvents", "EventSettings", "events_attach", "outbox_emit", "routing_key"]
+__all__ = ["ControllerEvents", "EventSettings", "events_attach", "outbox_emit", "routing_key", "verdict_notifications"]
 
 logger = logging.getLogger(__name__)
 
@@ -355,27 +355,7 @@ class ControllerEvents:
         message_id = self._emit(payload) or msg.message_id_for(self.run.rundir, "session", session.exposures_seen)
         logger.log(logging.INFO if session.verdict == GOOD else logging.WARNING, "session %s QC verdict %s: %s",
                    self.ref.session_name, session.verdict, session.reason)
-        self._notify(payload, previous, message_id)
-
-    def _notify(self, payload: msg.SessionVerdictMessage, previous: str | None, message_id: str) -> None:
-        level = VERDICTS.index(self.settings.notify_level)
-        now_level = VERDICTS.index(payload.verdict)
-        recovered = previous is not None and VERDICTS.index(previous) >= level > now_level
-        if not (now_level >= level or recovered) or not self.settings.notify_enabled:
-            return
-        subject = f"[SEMC] {self.ref.session_name}: {payload.verdict}"
-        body = (f"Session {self.ref.session_name} (run {self.ref.run_name}, {self.ref.rundir}) on {self.ref.host}\n"
-                f"QC verdict: {payload.verdict} (was {previous or 'none'}) after {payload.exposures_seen} "
-                f"exposures\n\n{payload.reason}\n")
-        if self.settings.notify_email:
-            Notification.objects.get_or_create(message_id=message_id, channel=Notification.Channel.MAIL,
-                                               defaults={"run": self.run, "subject": subject, "body": body})
-        if self.settings.webhook_url:
-            envelope = {"subject": subject, "text": body, "session": self.ref.session_name,
-                        "verdict": payload.verdict, "previous": previous, "reason": payload.reason,
-                        "message_id": message_id}
-            Notification.objects.get_or_create(message_id=message_id, channel=Notification.Channel.WEBHOOK,
-                                               defaults={"run": self.run, "subject": subject, "body": json.dumps(envelope)})
+        verdict_notifications(self.run, self.ref, self.settings, payload, previous, message_id)
 
     def _progress(self, *, force: bool = False) -> None:
         if not self.settings.outbox_enabled:
@@ -391,6 +371,32 @@ class ControllerEvents:
                                        throughput_per_min=round(m.throughput_per_min, 3),
                                        latency_p50_s=m.latency_p50_s, latency_p95_s=m.latency_p95_s,
                                        latency_max_s=m.latency_max_s, catch_up_s=m.catch_up_s))
+
+
+def verdict_notifications(run, ref: msg.RunRef, settings: EventSettings, payload: msg.SessionVerdictMessage,
+                          previous: str | None, message_id: str) -> int:
+    """Queue the e-mail and webhook notifications of a session verdict (inside the caller's transaction):
+    a verdict at or above ``qc.notify_level``, or the recovery from one. Returns how many were queued."""
+    level = VERDICTS.index(settings.notify_level)
+    now_level = VERDICTS.index(payload.verdict)
+    recovered = previous is not None and VERDICTS.index(previous) >= level > now_level
+    if not (now_level >= level or recovered) or not settings.notify_enabled:
+        return 0
+    subject = f"[SEMC] {ref.session_name}: {payload.verdict}"
+    body = (f"Session {ref.session_name} (run {ref.run_name}, {ref.rundir}) on {ref.host}\n"
+            f"QC verdict: {payload.verdict} (was {previous or 'none'}) after {payload.exposures_seen} "
+            f"exposures\n\n{payload.reason}\n")
+    queued = 0
+    if settings.notify_email:
+        queued += Notification.objects.get_or_create(message_id=message_id, channel=Notification.Channel.MAIL,
+                                                     defaults={"run": run, "subject": subject, "body": body})[1]
+    if settings.webhook_url:
+        envelope = {"subject": subject, "text": body, "session": ref.session_name, "verdict": payload.verdict,
+                    "previous": previous, "reason": payload.reason, "message_id": message_id}
+        queued += Notification.objects.get_or_create(
+            message_id=message_id, channel=Notification.Channel.WEBHOOK,
+            defaults={"run": run, "subject": subject, "body": json.dumps(envelope)})[1]
+    return queued
 
 
 def _finding_dict(finding) -> dict[str, Any]:
