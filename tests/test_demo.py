@@ -219,3 +219,6 @@ def test_progress_line_shows_stored_arrived_and_the_rest():
     assert line.startswith("[###+++....]") and "3/10 stored" in line and "arrived   6" in line
     assert "backlog  3" in line and "failed 1" in line and "12.0/min" in line and "p95 –" in line
     assert line.endswith("1:15  live")
+    first = progress_line(Progress(planned=4, arrived=1, stored=1, failed=0, backlog=0, throughput_per_min=None,
+                                   latency_p50_s=3.0, latency_p95_s=3.0, elapsed_s=9, phase="live"), width=4)
+    assert first.startswith("[█···]") and "    –/min" in first and "failed" not in first

@@ -47,14 +47,15 @@ def progress_snapshot(*, session_name: str, preset: str, rundir: str, planned: i
     run = run_find(rundir)
     if run is None:
         return Progress(planned=planned, arrived=arrived, stored=0, failed=0, backlog=arrived,
-                        throughput_per_min=0.0, latency_p50_s=None, latency_p95_s=None, elapsed_s=elapsed_s,
+                        throughput_per_min=None, latency_p50_s=None, latency_p95_s=None, elapsed_s=elapsed_s,
                         phase=phase)
     failed = (ExposureStep.objects.filter(run=run, state__in=[StepState.FAILED, StepState.QUARANTINED])
               .values("exposure_id").distinct().count())
     metrics = ledger.run_metrics(run, run.steps[-1])
     return Progress(planned=planned, arrived=arrived, stored=metrics.counts[StepState.DONE], failed=failed,
                     backlog=max(metrics.backlog, arrived - sum(metrics.counts.values())) if arrived else 0,
-                    throughput_per_min=metrics.throughput_per_min, latency_p50_s=metrics.latency_p50_s,
+                    throughput_per_min=metrics.throughput_per_min if metrics.counts[StepState.DONE] > 1 else None,
+                    latency_p50_s=metrics.latency_p50_s,
                     latency_p95_s=metrics.latency_p95_s, elapsed_s=elapsed_s, phase=phase)
 
 

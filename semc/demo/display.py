@@ -18,7 +18,7 @@ class Progress:
     stored: int  # exposures done in every step
     failed: int  # failed (retrying) or quarantined
     backlog: int  # known to the daemon, not yet stored
-    throughput_per_min: float
+    throughput_per_min: float | None  # None until two exposures are stored (one gives no rate)
     latency_p50_s: float | None
     latency_p95_s: float | None
     elapsed_s: float
@@ -46,7 +46,7 @@ def progress_line(p: Progress, *, width: int = 24, unicode: bool = True) -> str:
     bar = full * n_stored + part * n_arrived + empty * (width - n_stored - n_arrived)
     failed = f"  failed {p.failed}" if p.failed else ""
     return (f"[{bar}] {p.stored:>3}/{p.planned} stored  arrived {p.arrived:>3}  backlog {p.backlog:>2}{failed}"
-            f"  {p.throughput_per_min:5.1f}/min  latency p50 {_seconds(p.latency_p50_s)}"
+            f"  {_number(p.throughput_per_min, '5.1f'):>5}/min  latency p50 {_seconds(p.latency_p50_s)}"
             f" p95 {_seconds(p.latency_p95_s)}  {duration_text(p.elapsed_s)}  {p.phase}")
 
 
