@@ -138,6 +138,28 @@ def _session(request: HttpRequest, project_id: int, user: str, session: str):
     return found
 
 
+def session_endpoint(method: str):
+    """:func:`api_endpoint` for a ``.../session/{session}`` path: the view gets the resolved session."""
+
+    def decorate(view):
+        @api_endpoint(method)
+        @functools.wraps(view)
+        def inner(request: HttpRequest, project_id: int, user: str, session: str) -> JsonResponse:
+            found = _session(request, project_id, user, session)
+            if isinstance(found, JsonResponse):
+                return found
+            return view(request, found, project_id)
+        return inner
+    return decorate
+
+
+def _with_names(values: dict[str, Any]) -> dict[str, Any]:
+    """``id``: the session's database id; ``session_id``: its name (what the USC service calls session_id)."""
+    values["id"] = values.pop("session_id")
+    values["session_id"] = values.pop("session_name")
+    return values
+
+
 # --- read ----------------------------------------------------------------------------------------
 def openapi(request: HttpRequest) -> JsonResponse:
     """The OpenAPI 3.1 description of this API (no authentication needed)."""
@@ -152,26 +174,13 @@ def sessions(request: HttpRequest, project_id: int, user: str) -> JsonResponse:
         return denied
     listed = stats.session_list(project_id=project_id, username=user)
     return JsonResponse({"project_id": project_id, "user": user,
-                         "sessions": [_summary_json(s) for s in listed]})
+                         "sessions": [_with_names(s.as_dict()) for s in listed]})
 
 
-def _summary_json(summary: stats.SessionSummary) -> dict[str, Any]:
-    values = summary.as_dict()
-    values["id"] = values.pop("session_id")
-    values["session_id"] = values.pop("session_name")  # the USC service's session_id is the name
-    return values
-
-
-@api_endpoint("GET")
-def session_detail(request: HttpRequest, project_id: int, user: str, session: str) -> JsonResponse:
-    found = _session(request, project_id, user, session)
-    if isinstance(found, JsonResponse):
-        return found
+@session_endpoint("GET")
+def session_detail(request: HttpRequest, found, project_id: int) -> JsonResponse:
     window = _number(request, "window_s", default=600.0, low=10.0, high=86400.0)
-    values = stats.session_status(found.pk, window_s=window).as_dict()
-    values["id"] = values.pop("session_id")
-    values["session_id"] = values.pop("session_name")
-    return JsonResponse(values)
+    return JsonResponse(_with_names(stats.session_status(found.pk, window_s=window).as_dict()))
 
 
 def _number(request: HttpRequest, name: str, *, default: float, low: float, high: float) -> float:
@@ -187,20 +196,14 @@ def _number(request: HttpRequest, name: str, *, default: float, low: float, high
     return value
 
 
-@api_endpoint("GET")
-def session_requests(request: HttpRequest, project_id: int, user: str, session: str) -> JsonResponse:
-    found = _session(request, project_id, user, session)
-    if isinstance(found, JsonResponse):
-        return found
+@session_endpoint("GET")
+def session_requests(request: HttpRequest, found, project_id: int) -> JsonResponse:
     rows = ControlRequest.objects.filter(session_id=found.pk).order_by("-created_at", "-id")[:50]
     return JsonResponse({"session_id": found.name, "requests": [control.request_as_dict(r) for r in rows]})
 
 
-@api_endpoint("GET")
-def session_timeline(request: HttpRequest, project_id: int, user: str, session: str) -> JsonResponse:
-    found = _session(request, project_id, user, session)
-    if isinstance(found, JsonResponse):
-        return found
+@session_endpoint("GET")
+def session_timeline(request: HttpRequest, found, project_id: int) -> JsonResponse:
     bin_s = _number(request, "bin_s", default=60.0, low=1.0, high=86400.0)
     run = stats.run_current(found.pk)
     step = request.GET.get("step") or (run.steps[-1] if run is not None and run.steps else None)
@@ -211,11 +214,8 @@ def session_timeline(request: HttpRequest, project_id: int, user: str, session: 
                          "bin_s": bin_s, "points": [p.as_dict() for p in points]})
 
 
-@api_endpoint("GET")
-def session_failures(request: HttpRequest, project_id: int, user: str, session: str) -> JsonResponse:
-    found = _session(request, project_id, user, session)
-    if isinstance(found, JsonResponse):
-        return found
+@session_endpoint("GET")
+def session_failures(request: HttpRequest, found, project_id: int) -> JsonResponse:
     limit = int(_number(request, "limit", default=100, low=1, high=1000))
     run = stats.run_current(found.pk)
     lines = stats.failure_list(run.pk, limit=limit) if run is not None else []
@@ -250,11 +250,8 @@ def _accepted(request_row: ControlRequest, checks: dict[str, Any]) -> JsonRespon
 
 
 def _control(action: str):
-    @api_endpoint("POST")
-    def view(request: HttpRequest, project_id: int, user: str, session: str) -> JsonResponse:
-        found = _session(request, project_id, user, session)
-        if isinstance(found, JsonResponse):
-            return found
+    @session_endpoint("POST")
+    def view(request: HttpRequest, found, project_id: int) -> JsonResponse:
         given = parameters_from_query(_query(request))
         if action == ControlRequest.Action.STOP:
             if given:
