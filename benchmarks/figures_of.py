@@ -97,9 +97,15 @@ def _key_daemon(tables: list[Rows], _data: dict) -> str:
                      if r["what"].startswith(wanted))
 
 
+def _key_ingest(tables: list[Rows], _data: dict) -> str:
+    wanted = ("tree", "first pass", "pass with nothing new", "pass after")
+    return "; ".join(f"{r['what'].split(':')[0].split(',')[0]}: {r['figure']}" for r in _rows_with(tables, "what", "figure")
+                     if r["what"].startswith(wanted))
+
+
 KEY_FIGURES: dict[str, Callable[[list[Rows], dict], str]] = {
     "io": _key_io, "simulation": _key_simulation, "motioncorrection": _key_motioncorrection, "ctf": _key_ctf,
-    "external_runner": _key_external_runner, "daemon": _key_daemon,
+    "external_runner": _key_external_runner, "daemon": _key_daemon, "ingest": _key_ingest,
 }
 
 

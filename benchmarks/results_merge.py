@@ -11,7 +11,7 @@ from __future__ import annotations
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
-ORDER = ["suite", "io", "simulation", "motioncorrection", "ctf", "external_runner", "daemon"]
+ORDER = ["suite", "io", "simulation", "motioncorrection", "ctf", "external_runner", "daemon", "ingest"]
 HEADER = """# Benchmark results
 
 Figures measured by the scripts in this folder (commands in each section). Unless a section says

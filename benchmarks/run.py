@@ -53,6 +53,7 @@ BENCHMARKS: dict[str, list[list[str]]] = {
     "ctf": [["bench_ctf.py"]],
     "external_runner": [["bench_external_runner.py"]],
     "daemon": [["bench_daemon.py", "planner"], ["bench_daemon.py", "replay"]],
+    "ingest": [["bench_ingest.py"]],
 }
 TAKES_REPEATS = {"io", "simulation", "motioncorrection", "ctf", "external_runner"}
 PACKAGES = ("numpy", "scipy", "numba", "tifffile", "imagecodecs", "mrcfile", "dask", "distributed", "Django",
@@ -171,6 +172,10 @@ def benchmark_run(name: str, *, size: str, repeats: int | None, timeout_s: float
             extra.append("--no-relion")
     outcome = Outcome(name, [], notes, _load(), 0.0, dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC"))
     for script, *args in BENCHMARKS[name]:
+        if not (HERE / script).is_file():
+            outcome.notes.append(f"{script} is not in this checkout: not run")
+            outcome.commands.append(Command([sys.executable, str(HERE / script), *args], returncode=-2))
+            continue
         json_path = scratch / f"{name}-{'-'.join(args) or 'run'}.json"
         argv = [sys.executable, str(HERE / script), *args, "--size", size, *extra]
         if script == "bench_daemon.py":
@@ -220,13 +225,16 @@ def block_replace(path: Path, key: str, text: str, *, title: str) -> None:
 
 
 TITLES = {"io": "Movie I/O", "simulation": "Simulation", "motioncorrection": "Motion correction",
-          "ctf": "CTF estimation", "external_runner": "External-program runner", "daemon": "Daemon"}
+          "ctf": "CTF estimation", "external_runner": "External-program runner", "daemon": "Daemon",
+          "ingest": "Ingest (EPU/SerialEM watcher)"}
 
 
 def _plot(outcome: Outcome, size: str) -> Path | None:
     tables = [t for c in outcome.commands for t in tables_parse(c.stdout)]
     data = {c.argv[2] if len(c.argv) > 2 and not c.argv[2].startswith("-") else "run": c.json
             for c in outcome.commands}
+    if outcome.name not in PLOTS:
+        return None
     try:
         return PLOTS[outcome.name](tables, data, FIGURES / f"{outcome.name}-{size}.png", f"size {size}")
     except Exception as exc:  # noqa: BLE001 - a plot is a convenience: say why it is missing, keep the record
