@@ -273,10 +273,14 @@ class _Watch:
         return ExposureStep.objects.filter(run=run_find(str(self.rundir)), state=StepState.QUARANTINED).exists()
 
     def phase(self) -> str:
+        from semc.demo.collect import run_find
+
         if self.daemon is None:
             return "microscope starting"
         if self.stopping:
             return "stopping the daemon"
+        if run_find(str(self.rundir)) is None:
+            return "daemon starting"
         return "live" if self.microscope.is_alive() else "catching up"
 
     def run(self, display: _Display, started: float) -> None:
