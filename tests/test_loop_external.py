@@ -137,7 +137,9 @@ def test_gctf_engine_stores_the_rows_the_builtin_stores_and_its_version(tmp_path
 @daemon
 def test_a_crashing_ctffind_quarantines_its_exposures_with_a_typed_error_and_the_log_kept(tmp_path, monkeypatch):
     program = tmp_path / "ctffind"
-    program.write_text("#!/bin/sh\nif [ \"$1\" = --version ]; then echo 'CTFFIND version 4.1.14'; exit 0; fi\n"
+    probes = tmp_path / "version-probes"
+    program.write_text(f"#!/bin/sh\nif [ \"$1\" = --version ]; then echo x >> {probes}; "
+                       "echo 'CTFFIND version 4.1.14'; exit 0; fi\n"
                        "printf 'Input image file name [input.mrc]   : '\nread answer\n"
                        "echo \"Error: cannot read $answer\"\nkill -SEGV $$\n")
     program.chmod(0o755)
@@ -153,6 +155,8 @@ def test_a_crashing_ctffind_quarantines_its_exposures_with_a_typed_error_and_the
     assert len(logs) == N_IMAGES and all("Error: cannot read" in log.read_text() for log in logs)
     assert len(list((tmp_path / "broken" / ".failed").iterdir())) == N_IMAGES
     assert not m.ApCtfData.objects.exists()
+    # detected at start-up and once per worker process, never per exposure
+    assert 1 <= len(probes.read_text().split()) <= 2 < N_IMAGES + 1
 
 
 @pytest.mark.usefixtures("session")
