@@ -160,11 +160,13 @@ def _probe_output(name: str, definition: _EngineDef, executable: str, env: Mappi
 
 
 def _detect(name: str, definition: _EngineDef, executable: str, env: Mapping[str, str] | None,
-            timeout_s: float) -> object:
+            config=None) -> object:
     key = (definition.step, name, executable, os.stat(executable).st_mtime)
     with _lock:
         if key in _cache:
             return _cache[key]
+    config = config or _configuration(env)
+    timeout_s = float(config.values.get("engines.version_timeout_s") or VERSION_TIMEOUT_S)
     detected = _parser(definition.version_parser)(_probe_output(name, definition, executable, env, timeout_s))
     family = getattr(detected, "program", None) or getattr(detected, "engine", None)
     if name in _FAMILY and family != _FAMILY[name]:
@@ -219,10 +221,8 @@ def engine_resolve(step: str, name: str, *, env: Mapping[str, str] | None = None
     executable = os.path.abspath(executable)
     if not detect_version or definition.version_parser is None:
         return EngineSpec(step, name, True, executable, key)
-    config = config or _configuration(env)
-    timeout_s = float(config.values.get("engines.version_timeout_s") or VERSION_TIMEOUT_S)
     try:
-        detected = _detect(name, definition, executable, env, timeout_s)
+        detected = _detect(name, definition, executable, env, config)
     except ProcessingError as exc:
         raise exc.with_context(step=step) from exc
     return EngineSpec(step, name, True, executable, key, getattr(detected, "version", None), detected)

@@ -176,3 +176,18 @@ def test_configuration_lists_the_engine_keys():
         assert key in lines
     assert "engines.gctf_exe = '/opt/gctf/Gctf'   (environment SEMC_GCTF_EXE)" in lines
     assert "engines.timeout_s = 900   (environment SEMC_EXTERNAL_TIMEOUT_S)" in lines
+
+
+def test_a_version_probe_that_hangs_is_killed_after_the_configured_time(tmp_path):
+    import time
+
+    from semc.base.errors import ExternalProgramTimeout
+
+    path = tmp_path / "ctffind"
+    path.write_text("#!/bin/sh\nsleep 600\n")
+    path.chmod(0o755)
+    t0 = time.monotonic()
+    with pytest.raises(ExternalProgramTimeout) as info:
+        engine_resolve("ctfestimation", "ctffind4", env={"SEMC_CTFFIND4_EXE": str(path), "SEMC_CONFIG": "none",
+                                                         "SEMC_VERSION_TIMEOUT_S": "1"})
+    assert time.monotonic() - t0 < 30 and info.value.program == "ctffind4"
