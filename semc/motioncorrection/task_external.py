@@ -17,6 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
+from semc.base.errors import LogParseError
 from semc.base.exposure import ExposureInputs
 
 __all__ = ["motioncorrection_external_run"]
@@ -89,6 +90,10 @@ def motioncorrection_external_run(inputs: ExposureInputs, config, *, attempt_key
                    exposure_id=inputs.exposure_id, step=_STEP, program=config.engine, version=engine.version)
         log = motioncor_log_parse(done.stdout, version=engine.detected, path=str(log_path),
                                   exposure_id=inputs.exposure_id)
+        if not (attempt / f"{inputs.filename}_c.mrc").is_file():
+            raise LogParseError(f"{config.engine} exited normally but wrote no {inputs.filename}_c.mrc",
+                                step=_STEP, exposure_id=inputs.exposure_id, path=str(log_path),
+                                program=config.engine, version=engine.version)
         final = {}
         for kind, name in (("sum", f"{inputs.filename}_c.mrc"), ("dose_weighted", f"{inputs.filename}_c_DW.mrc")):
             if (attempt / name).exists():
