@@ -38,7 +38,7 @@ def test_defocus_creeping_away_from_target_stops_at_end_within_15_exposures(seed
     observations = monitor_run(SessionMonitor(), session)
     assert _first(observations, STOP_AT_END) is not None
     hit = _first(observations, STOP_AT_END)
-    assert ONSET <= hit < ONSET + 15
+    assert ONSET <= hit <= ONSET + 15
     assert _first(observations[:hit], STOP_NOW) is None
     finding = next(f for f in observations[hit].session.findings if f.metric == "defocus_error_um")
     assert finding.rule in ("cusum", "ewma") and "defocus error" in observations[hit].session.reason
@@ -50,7 +50,7 @@ def test_ice_getting_thicker_stops_at_end_within_15_exposures_and_names_the_ice(
     session = simulated_session(120, seed=seed, faults=(Fault("ice_thickening", ONSET, rate=1.5),))
     observations = monitor_run(SessionMonitor(), session)
     hit = _first(observations, STOP_AT_END)
-    assert hit is not None and ONSET <= hit < ONSET + 15  # resolution (worse with thicker ice) or ice itself
+    assert hit is not None and ONSET <= hit <= ONSET + 15  # resolution (worse with thicker ice) or ice itself
     assert _first(observations[:hit], STOP_NOW) is None
     named = next(i for i, o in enumerate(observations)
                  if any(f.metric == "ice_thickness_nm" for f in o.session.findings))
