@@ -123,6 +123,8 @@ def estimate_ctf_from_amplitude_spectrum(
     if not isinstance(spectrum, np.ndarray):
         name = str(Path(spectrum))
         spectrum, _ = read_image(spectrum)
+    if params.determine_tilt:
+        raise InvalidParameters(f"the sample tilt cannot be determined from an amplitude spectrum ({name})", step="ctfestimation")
     data = np.asarray(spectrum, dtype=np.float64)
     if data.ndim != 2 or data.shape[0] != data.shape[1] or data.shape[0] % 2:
         raise InvalidParameters(f"amplitude spectrum must be square with an even side, got {data.shape}", step="ctfestimation")

@@ -104,6 +104,7 @@ def _parameters(answers: CtffindAnswers, *, box_size: int) -> CtfSearchParameter
         find_phase_shift=answers.find_phase_shift, min_phase_shift_radian=answers.min_phase_shift_radian,
         max_phase_shift_radian=answers.max_phase_shift_radian, phase_shift_step_radian=answers.phase_shift_step_radian,
         resample=answers.resample, target_pixel_size_angstrom=answers.target_pixel_size_angstrom,
+        determine_tilt=answers.determine_tilt,
     )
 
 
@@ -120,6 +121,8 @@ def _estimate(answers: CtffindAnswers, *, spectrum_input: bool, workers: int) ->
     with open_movie(answers.input_path) as movie:
         sections = np.asarray(movie.read_frames(), dtype=np.float32)
     if spectrum_input:
+        if answers.determine_tilt:
+            raise ProtocolError("Error: the sample tilt cannot be determined from an amplitude spectrum input")
         params = _parameters(answers, box_size=sections.shape[-1] - sections.shape[-1] % 2)
         results = [ctf_estimate_from_spectrum(s[: params.box_size, : params.box_size].astype(np.float64), params=params,
                                               spectrum_pixel_size_angstrom=answers.pixel_size_angstrom) for s in sections]
@@ -167,7 +170,9 @@ def _report(results: list[CtfResult], diagnostic_path: str, out: TextIO) -> None
             f"Estimated azimuth of astigmatism: {r.astigmatism_azimuth_degree:.2f} degrees\n"
             f"Additional phase shift          : {math.degrees(r.phase_shift_radian):.3f} degrees "
             f"({r.phase_shift_radian:.3f} radians) ({r.phase_shift_radian / math.pi:.3f} PIs)\n"
-            f"Score                           : {r.cross_correlation:.5f}\n"
+            + (f"Tilt_axis, tilt angle           : {r.tilt_axis_degree:.2f} , {r.tilt_angle_degree:.2f} degrees\n"
+               if r.tilt_axis_degree is not None else "")
+            + f"Score                           : {r.cross_correlation:.5f}\n"
             f"Pixel size for fitting          : {r.spectrum_pixel_size_angstrom:.3f} Angstroms\n"
             f"Thon rings with good fit up to  : {resolution} Angstroms\n"
         )

@@ -2,7 +2,8 @@
 
 Formats (``appion-compat.md`` §5.6): ``#`` header lines, then one row of seven
 numbers per micrograph (number, defocus 1, defocus 2, azimuth, phase shift,
-cross correlation, fit resolution); ``_avrot.txt`` holds six lines per micrograph.
+cross correlation, fit resolution), and CTFFIND 5's tilt axis, tilt angle and
+thickness when the tilt was estimated; ``_avrot.txt`` holds six lines per micrograph.
 RELION 3.1 reads the ``acceleration voltage:`` header line (words 8, 13 and 18)
 and the row after ``# Columns:``.
 """
@@ -67,10 +68,12 @@ def ctffind_files_write(
     """
     diagnostic, text, avrot = ctffind_output_paths(diagnostic_path)
     header = _header(input_name, params, len(results))
+    tilted = any(r.tilt_axis_degree is not None for r in results)
     rows = [
         " ".join(
             [f"{i:.6f}", f"{r.defocus_1_angstrom:.6f}", f"{r.defocus_2_angstrom:.6f}", f"{r.astigmatism_azimuth_degree:.6f}",
              f"{r.phase_shift_radian:.6f}", f"{r.cross_correlation:.6f}", _number(r.fit_resolution_angstrom)]
+            + ([f"{r.tilt_axis_degree or 0.0:.6f}", f"{r.tilt_angle_degree or 0.0:.6f}", f"{0.0:.6f}"] if tilted else [])
         )
         for i, r in enumerate(results, start=1)
     ]
@@ -79,6 +82,8 @@ def ctffind_files_write(
         "#5 - additional phase shift [radians]; #6 - cross correlation; #7 - spacing (in Angstroms) up to which CTF rings "
         "were fit successfully"
     )
+    if tilted:  # CTFFIND 5's three more columns (the thickness is not estimated: 0)
+        columns += "; #8 - Estimated tilt axis angle; #9 - Estimated tilt angle ; #10 Estimated sample thickness (in Angstroms)"
     _write_text(text, [*header, columns, *rows])
     avrot_lines = [
         *header,

@@ -54,6 +54,7 @@ class CtffindAnswers:
     resample: bool
     target_pixel_size_angstrom: float
     threads: int
+    determine_tilt: bool = False
 
 
 class _LineSource:
@@ -195,11 +196,12 @@ def _phase_shift(reader: PromptReader) -> dict:
     return out
 
 
-def _ctffind5_extras(reader: PromptReader) -> None:
-    if reader.yes_no("Determine sample tilt?", False):
-        raise ProtocolError("Error: sample tilt determination is not supported by semc-ctffind")
+def _ctffind5_extras(reader: PromptReader) -> bool:
+    """CTFFIND 5's tilt and thickness questions; returns whether the sample tilt is wanted."""
+    tilt = reader.yes_no("Determine sample tilt?", False)
     if reader.yes_no("Determine samnple thickness?", False):
         raise ProtocolError("Error: sample thickness determination is not supported by semc-ctffind")
+    return tilt
 
 
 def _expert(reader: PromptReader, *, movie: bool, ctffind5: bool) -> dict:
@@ -274,7 +276,7 @@ def ctffind_answers_read(reader: PromptReader, *, count_sections, ctffind5: bool
     values.update(_phase_shift(reader))
     ctffind5 = ctffind5 or _looks_like_ctffind5(reader.available())
     if ctffind5:
-        _ctffind5_extras(reader)
+        values["determine_tilt"] = _ctffind5_extras(reader)
     values.update(_expert(reader, movie=movie, ctffind5=ctffind5))
     return CtffindAnswers(input_path=path, input_is_movie=movie, frames_to_average=frames, diagnostic_path=diagnostic, **values)
 

@@ -52,6 +52,9 @@ class CtfSearchParameters:
     resample, target_pixel_size_angstrom
         Expert option: when the pixel is smaller than the target, the spectrum is
         resampled so that its pixel is close to (at most) the target (Å).
+    determine_tilt
+        Also estimate the specimen tilt (axis and angle) from the defocus change across the
+        micrograph, as CTFFIND 5's "Determine sample tilt?" (micrograph or movie input only).
     """
 
     pixel_size_angstrom: float
@@ -74,6 +77,7 @@ class CtfSearchParameters:
     phase_shift_step_radian: float = 0.5
     resample: bool = True
     target_pixel_size_angstrom: float = 1.4
+    determine_tilt: bool = False
 
     def __post_init__(self) -> None:
         _require(self.pixel_size_angstrom > 0, f"pixel size must be positive, got {self.pixel_size_angstrom}")
@@ -169,6 +173,10 @@ class CtfResult:
     search_start
         Best point of the initial brute-force search, before refinement, as CTFFIND prints it:
         (defocus 1 Å, defocus 2 Å, azimuth degrees, score of that search); ``None`` when not recorded.
+    tilt_axis_degree, tilt_angle_degree
+        Specimen tilt when asked for (``CtfSearchParameters.determine_tilt``): axis in [0, 360)
+        degrees counter-clockwise from x, angle in [0, 90) degrees; at (x, y) Å from the image
+        centre the defocus is the mean + (-x sin(axis) + y cos(axis)) tan(angle). ``None`` otherwise.
     """
 
     defocus_1_angstrom: float
@@ -181,6 +189,8 @@ class CtfResult:
     diagnostics: CtfDiagnostics
     timings_s: dict[str, float] = field(default_factory=dict)
     search_start: tuple[float, float, float, float] | None = None
+    tilt_axis_degree: float | None = None
+    tilt_angle_degree: float | None = None
 
     def __post_init__(self) -> None:
         _require(

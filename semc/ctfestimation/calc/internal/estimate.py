@@ -2,18 +2,20 @@
 
 from __future__ import annotations
 
+import dataclasses
 import time
 
 import numpy as np
 
 from semc.ctfestimation.calc.internal.diagnostics import diagnostics_compute
 from semc.ctfestimation.calc.internal.fit import fit_spectrum
-from semc.ctfestimation.calc.internal.model import CtfOptics, defoci_from_xy
+from semc.ctfestimation.calc.internal.model import CtfOptics, defoci_from_xy, xy_from_defoci
 from semc.ctfestimation.calc.internal.spectrum import (
     amplitude_spectrum_from_frames,
     amplitude_spectrum_from_image,
     spectrum_background_subtract,
 )
+from semc.ctfestimation.calc.internal.tilt import sample_tilt_estimate
 from semc.ctfestimation.types import CtfResult, CtfSearchParameters
 
 __all__ = ["ctf_estimate_from_frames", "ctf_estimate_from_image", "ctf_estimate_from_spectrum"]
@@ -72,9 +74,22 @@ def ctf_estimate_from_image(image: np.ndarray, *, params: CtfSearchParameters, w
         image, pixel_size_angstrom=params.pixel_size_angstrom, box_size=params.box_size,
         target_pixel_size_angstrom=params.target_pixel_size_angstrom if params.resample else None, workers=workers,
     )
-    return ctf_estimate_from_spectrum(
+    result = ctf_estimate_from_spectrum(
         spectrum, params=params, spectrum_pixel_size_angstrom=pixel, spectrum_seconds=time.perf_counter() - start
     )
+    return _with_tilt(result, image, params=params, workers=workers)
+
+
+def _with_tilt(result: CtfResult, image: np.ndarray, *, params: CtfSearchParameters, workers: int) -> CtfResult:
+    """Add the specimen tilt (:mod:`tilt`) when ``params.determine_tilt``; timed as "tilt"."""
+    if not params.determine_tilt:
+        return result
+    start = time.perf_counter()
+    _, x, y = xy_from_defoci(result.defocus_1_angstrom, result.defocus_2_angstrom, result.astigmatism_azimuth_degree)
+    tilt = sample_tilt_estimate(image, params=params, x_angstrom=x, y_angstrom=y, phase_shift_radian=result.phase_shift_radian,
+                                workers=workers)
+    return dataclasses.replace(result, tilt_axis_degree=tilt.axis_degree, tilt_angle_degree=tilt.angle_degree,
+                               timings_s={**result.timings_s, "tilt": time.perf_counter() - start})
 
 
 def ctf_estimate_from_frames(
@@ -87,6 +102,9 @@ def ctf_estimate_from_frames(
         frames_to_average=frames_to_average,
         target_pixel_size_angstrom=params.target_pixel_size_angstrom if params.resample else None, workers=workers,
     )
-    return ctf_estimate_from_spectrum(
+    result = ctf_estimate_from_spectrum(
         spectrum, params=params, spectrum_pixel_size_angstrom=pixel, spectrum_seconds=time.perf_counter() - start
     )
+    if not params.determine_tilt:
+        return result
+    return _with_tilt(result, frames.mean(axis=0, dtype=np.float32), params=params, workers=workers)

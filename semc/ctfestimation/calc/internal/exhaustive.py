@@ -32,7 +32,7 @@ from semc.ctfestimation.calc.internal._kernels import _grid_sums_kernel
 from semc.ctfestimation.calc.internal.model import CtfOptics
 from semc.ctfestimation.calc.internal.search import FitPixels, fit_pixels_select
 
-__all__ = ["MAX_ASTIGMATISM_ANGSTROM", "ExhaustiveGrid", "GridPeak", "exhaustive_grid_search", "grid_scores"]
+__all__ = ["MAX_ASTIGMATISM_ANGSTROM", "ExhaustiveGrid", "GridPeak", "exhaustive_grid_search", "grid_scores", "grid_step_for_band"]
 
 logger = logging.getLogger(__name__)
 
@@ -84,7 +84,7 @@ class ExhaustiveGrid:
     n_candidates: int
 
 
-def _step_for_band(optics: CtfOptics, band_angstrom: float) -> float:
+def grid_step_for_band(optics: CtfOptics, band_angstrom: float) -> float:
     """Grid step (Å) for which chi moves by pi / _STEP_DIVISOR at 1 / band_angstrom."""
     return band_angstrom**2 / (_STEP_DIVISOR * optics.wavelength_angstrom)
 
@@ -193,7 +193,7 @@ def exhaustive_grid_search(
     reach = min(0.5 * span, 0.5 * MAX_ASTIGMATISM_ANGSTROM)
     band = max_resolution_angstrom
     lowest_band = min_resolution_angstrom / _MIN_BAND
-    step = _step_for_band(optics, band)
+    step = grid_step_for_band(optics, band)
     phases = np.atleast_1d(np.asarray(phases_radian, dtype=np.float64))
     while True:
         x, y, first, stop, n_means, shape = _layout(span=span, reach=reach, step=step, known_xy=known_xy_angstrom)
@@ -202,7 +202,7 @@ def exhaustive_grid_search(
             break
         step *= min(2.0, (n_candidates * _GRID_PIXELS / _BUDGET) ** (1.0 / 3.0) * 1.02)
         band = min(lowest_band, math.sqrt(step * _STEP_DIVISOR * optics.wavelength_angstrom))
-        step = max(step, _step_for_band(optics, band))
+        step = max(step, grid_step_for_band(optics, band))
     pixels = fit_pixels_select(
         filtered, pixel_size_angstrom=spectrum_pixel_size_angstrom,
         min_resolution_angstrom=min_resolution_angstrom, max_resolution_angstrom=band,
