@@ -35,10 +35,10 @@ __all__ = [
     "epu_metadata_path",
     "leginon_filename",
     "mdoc_candidates",
-    "unique_filename",
     "movie_kind",
     "safe_name",
     "sessions_find",
+    "unique_filename",
 ]
 
 LAYOUTS = ("session", "usc")

@@ -284,34 +284,47 @@ def exposure_record_build(*, filename: str, path: str, header: MovieHeader, meta
     return record, pixel
 
 
-def _instruments(meta: AcquisitionMetadata | None, overrides: Overrides, *, eer: bool):
+def _instruments(meta: AcquisitionMetadata | None, overrides: Overrides, *, eer: bool, cache: dict):
     host = (meta.microscope_host if meta is not None else None) or _UNKNOWN_HOST
     tem_name = overrides.microscope or (meta.microscope_name if meta is not None else None) or "TEM"
-    tem = instrument_ensure(tem_name, host, cs=units.metre_from_mm(overrides.cs_mm))
     camera_name = overrides.camera or camera_instrument_name(meta.camera_name if meta is not None else None, eer=eer)
-    return tem, instrument_ensure(camera_name, host)
+    key = ("instruments", tem_name, camera_name, host)
+    if key not in cache:
+        cache[key] = (instrument_ensure(tem_name, host, cs=units.metre_from_mm(overrides.cs_mm)),
+                      instrument_ensure(camera_name, host))
+    return cache[key]
 
 
 def movie_register(*, session: m.SessionData, path: str, filename: str, header: MovieHeader,
                    meta: AcquisitionMetadata | None, overrides: Overrides, processed: Path,
-                   norm: m.NormImageData | None, integrated_image: str | None = None) -> tuple[int, dict]:
+                   norm: m.NormImageData | None, integrated_image: str | None = None,
+                   cache: dict | None = None) -> tuple[int, dict]:
     """Register one complete, stable movie; returns (AcquisitionImageData id, the values registered).
 
     Idempotent: a session that already has ``filename`` keeps its row (a restart after a crash
-    between this and the registry's update registers nothing twice).
+    between this and the registry's update registers nothing twice). ``cache`` (one dict per
+    session, kept by the caller) remembers instruments, calibrations and presets already written.
     """
+    cache = {} if cache is None else cache
     record, pixel = exposure_record_build(filename=filename, path=path, header=header, meta=meta,
                                           overrides=overrides)
     _link(path, processed / "frames" / f"{filename}{FRAME_SUFFIX[header.kind]}")
     if integrated_image and os.path.isfile(integrated_image):
         _link(integrated_image, processed / "rawdata" / f"{filename}.mrc")
     with transaction.atomic(using=LEGINON):
-        tem, camera = _instruments(meta, overrides, eer=header.kind == "eer")
-        pixel_calibration_ensure(session, tem=tem, camera=camera, magnification=record.magnification,
-                                 high_tension_v=record.high_tension_v,
-                                 pixelsize_m=units.metre_from_angstrom(pixel) / record.binning)
-        preset = preset_ensure(session, record, tem=tem, camera=camera)
+        tem, camera = _instruments(meta, overrides, eer=header.kind == "eer", cache=cache)
+        calibration = ("calibration", record.magnification, tem.pk, camera.pk, pixel)
+        if calibration not in cache:
+            pixel_calibration_ensure(session, tem=tem, camera=camera, magnification=record.magnification,
+                                     high_tension_v=record.high_tension_v,
+                                     pixelsize_m=units.metre_from_angstrom(pixel) / record.binning)
+        preset_key = ("preset", record.preset_name, record.dose_e_per_m2, record.magnification,
+                      record.exposure_time_ms, record.nx, record.ny)
+        preset = cache.get(preset_key) or preset_ensure(session, record, tem=tem, camera=camera)
         image = exposure_rows_create(session, record, tem=tem, camera=camera, preset=preset, norm=norm)
+    # remembered only once the transaction has committed (a rolled-back row must not be reused)
+    cache[calibration] = True
+    cache[preset_key] = preset
     details = {"pixel_size_angstrom": pixel, "voltage_kv": units.kv_from_volt(record.high_tension_v),
                "total_dose_e_per_a2": units.e_per_a2_from_e_per_m2(record.dose_e_per_m2)
                if record.dose_e_per_m2 else None,

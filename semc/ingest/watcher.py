@@ -139,6 +139,7 @@ class SessionWatch:
         self.taken: set[str] = set()
         self._explicit_gain: tuple[int, object] | None = None
         self._metadata_cache: dict[tuple[str, int], object] = {}
+        self._rows_cache: dict = {}
         self._load()
 
     # --- registry -------------------------------------------------------------------------------
@@ -512,7 +513,8 @@ class SessionWatch:
         integrated = xml[:-4] + ".mrc" if xml else None
         exposure_id, details = movie_register(
             session=session, path=row.path, filename=filename, header=header, meta=meta,
-            overrides=self.options.overrides, processed=self.processed, norm=norm, integrated_image=integrated)
+            overrides=self.options.overrides, processed=self.processed, norm=norm, integrated_image=integrated,
+            cache=self._rows_cache)
         meta_path = meta.path if meta is not None else ""
         meta_st = _stat(meta_path) if meta_path else None
         if meta_st is not None:
