@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 import pickle
@@ -258,3 +259,26 @@ def test_a_ctffind4_table_against_a_ctffind5_dialog_fails_on_the_tilt_question(t
         run_interactive([sys.executable, str(FAKE), "--five", "--results", "x"], cwd=tmp_path, timeout_s=60,
                         answers=ctffind_prompt_table(PARAMS, version=V4), log_path=tmp_path / "x.log",
                         prompt_timeout_s=2, program="ctffind4", version="4.1.14")
+
+
+def test_answers_from_the_run_search_parameters_skip_the_restraint_when_there_is_none():
+    from semc.ctfestimation.calc.external import ctffind_params_from_search
+    from semc.ctfestimation.types import CtfSearchParameters
+
+    search = CtfSearchParameters(pixel_size_angstrom=1.1, box_size=256, defocus_step_angstrom=100.0)
+    params = ctffind_params_from_search(search, input_path="m.mrc", diagnostic_path="m-pow.mrc")
+    table = ctffind_prompt_table(params, version=CtffindVersion("ctffind4", "4.1.14"))
+    asked = {e.label: e.answer for e in table.entries}
+    assert asked["Use a restraint on astigmatism?"] == "no" and "Expected (tolerated) astigmatism" not in asked
+    assert (asked["Pixel size"], asked["Size of amplitude spectrum to compute"], asked["Defocus search step"]) == (
+        "1.1", "256", "100.0")
+    restrained = ctffind_params_from_search(dataclasses.replace(search, astigmatism_restraint_angstrom=300.0),
+                                            input_path="m.mrc", diagnostic_path="m-pow.mrc")
+    asked = {e.label: e.answer for e in ctffind_prompt_table(restrained, version=CtffindVersion("ctffind4", "4.1.14"))
+             .entries}
+    assert asked["Use a restraint on astigmatism?"] == "yes" and asked["Expected (tolerated) astigmatism"] == "300.0"
+    for change in ({"known_astigmatism_angstrom": 100.0, "known_astigmatism_azimuth_degree": 10.0},
+                   {"resample": False}, {"target_pixel_size_angstrom": 2.0}):
+        with pytest.raises(InvalidParameters, match="external CTFFIND"):
+            ctffind_params_from_search(dataclasses.replace(search, **change), input_path="m.mrc",
+                                       diagnostic_path="m-pow.mrc")
