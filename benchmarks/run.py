@@ -71,7 +71,11 @@ class Command:
 
     @property
     def text(self) -> str:
-        return "python " + " ".join([str(Path(self.argv[1]).relative_to(ROOT)), *self.argv[2:]])
+        """The command as a person would type it (without the scratch ``--json`` file)."""
+        args = list(self.argv[2:])
+        if "--json" in args:
+            del args[args.index("--json"):args.index("--json") + 2]
+        return "python " + " ".join([str(Path(self.argv[1]).relative_to(ROOT)), *args])
 
 
 @dataclass
