@@ -168,8 +168,11 @@ def _session_context(request: HttpRequest, session: m.SessionData) -> dict:
         drifts = {p.aligned_id: p for p in data.drift_points(session.pk, runs.ddstackrun)}
         plot_versions = {kind: pictures.session_version(session.pk, run, kind, runs) for kind in pictures.SESSION_KINDS}
     selected = _int_param(request, "exposure")
-    if selected is None and micrographs:
-        selected = micrographs[0].aligned_id
+    selected_name = (m.AcquisitionImageData.objects.filter(pk=selected, session_id=session.pk)
+                     .values_list("filename", flat=True).first() if selected is not None else None)
+    if selected_name is None:  # none asked for, or not an exposure of this session: the newest
+        selected = micrographs[0].aligned_id if micrographs else None
+        selected_name = micrographs[0].filename if micrographs else None
     newest = [{"micrograph": mg, "ctf": ctfs.get(mg.aligned_id) or ctfs.get(mg.source_id),
                "drift": drifts.get(mg.aligned_id)} for mg in micrographs]
     run_query = f"run={run.pk}&" if run is not None and request.GET.get("run") else ""
@@ -181,7 +184,7 @@ def _session_context(request: HttpRequest, session: m.SessionData) -> dict:
         "session": session, "status": status, "run": run, "runs": stats.session_runs(session.pk),
         "steps": status.steps if status is not None else [],
         "failures": stats.failure_list(run.pk, limit=FAILURES_SHOWN) if run is not None else [],
-        "newest": newest, "selected": selected, "plots": plots,
+        "newest": newest, "selected": selected, "selected_name": selected_name, "plots": plots,
         "pipeline_plots": [p for p in plots if p.kind in ("backlog", "throughput", "latency")],
         "science_plots": [p for p in plots if p.kind not in ("backlog", "throughput", "latency")],
         "ctf_count": len(ctfs), "drift_count": len(drifts), "poll_s": _poll_seconds(request),

@@ -17,6 +17,7 @@ from matplotlib.image import imread
 from semc import models as m
 from semc.models.semc import StepState
 from semc.web.dashboard import data, pictures
+from tests.factories import session_populate
 from tests.web.dashboard.conftest import PASSWORD, user_create
 
 pytestmark = [pytest.mark.django_db(databases="__all__"), pytest.mark.slow]
@@ -135,6 +136,11 @@ def test_the_fragment_is_the_live_part_and_follows_the_selected_exposure(staff, 
     assert "<html" not in html and _tile(html, "processed") == "2"
     assert f'id="selected" data-image-id="{first.pk}"' in html
     assert reverse("dashboard:exposure_picture", args=[first.pk, "drift"]) in html
+    assert f'id="selected-name">{first.filename}<' in html
+    newest = _aligned(sim)[-1]
+    for foreign in (999999, session_populate(name="other26a", n_images=1).images[0].pk):
+        other = staff.get(reverse("dashboard:session_fragment", args=[sim.session_id]) + f"?exposure={foreign}")
+        assert f'id="selected" data-image-id="{newest.pk}"' in other.content.decode()  # not another session's
     # the requeue form comes back to the page, not to the fragment
     assert f'name="next" value="{reverse("dashboard:session", args=[sim.session_id])}?exposure={first.pk}"' in html
 
