@@ -23,7 +23,8 @@ from semc.models.semc import ExposureStep, ProcessingRun, StepState
 from semc.pipeline import PipelineConfig
 from tests.ctfestimation.test_external_contract import TRUTH, synthetic_micrograph
 from tests.factories import session_populate
-from tests.test_loop import _run
+from tests.test_loop import FRAMES, SIZE, _movie, _run
+from tests.test_loop import _params as _motion_params
 
 FAKE_GCTF = Path(__file__).resolve().parent / "data" / "gctf" / "fake_gctf.py"
 N_IMAGES = 2
@@ -206,3 +207,56 @@ def test_the_timeout_comes_from_the_configuration_and_unknown_engines_are_refuse
     assert "invalid choice: 'ctffind3'" in capsys.readouterr().err
     with pytest.raises(SystemExit, match="must be > 0"):
         loop_params_from_args(_loop_args("--external-timeout", "0"))
+
+
+@pytest.fixture
+def movie_session(tmp_path):
+    """tests/test_loop.py's session: small movies whose content moves by a known step per frame."""
+    frames, images = tmp_path / "frames", tmp_path / "leginon"
+    frames.mkdir(), images.mkdir()
+    populated = session_populate(n_images=N_IMAGES, frame_path=str(frames), image_path=str(images))
+    m.CameraEMData.objects.update(dimension_x=SIZE, dimension_y=SIZE, binning_x=1, binning_y=1, nframes=FRAMES,
+                                  tiff_frames=False, exposure_time=None, frame_time=None, use_frames=None)
+    m.CorrectorPlanData.objects.update(bad_cols="()", bad_pixels="()")
+    m.AcquisitionImageData.objects.update(norm=None)
+    m.PixelSizeCalibrationData.objects.update(pixelsize=1.0e-10)
+    for index, image in enumerate(populated.images):
+        _movie(frames / f"{image.filename}.frames.mrc", seed=index)
+    return populated
+
+
+@pytest.mark.django_db(databases="__all__", transaction=True)
+@pytest.mark.slow
+@needs_ctffind
+def test_chained_after_motion_correction_ctffind4_fits_the_aligned_sum_the_builtin_would(tmp_path, monkeypatch,
+                                                                                        movie_session):
+    from semc.ctfestimation.api import estimate_ctf
+    from semc.ctfestimation.calc.external import CtffindResult, apctfdata_values_from_ctffind
+
+    monkeypatch.setenv("SEMC_CTFFIND4_EXE", "semc-ctffind")
+    base = _motion_params(tmp_path)
+    ctf = ctf_task_config(rundir=base.rundir, box=128, resmin=30.0, resmax=6.0, defocus_range=(5000.0, 40000.0),
+                          engine="ctffind4")
+    steps = ("motioncorrection", "ctfestimation")
+    _run(_motion_params(tmp_path, steps=steps, engines={"motioncorrection": "builtin", "ctfestimation": "ctffind4"},
+                        pipeline=PipelineConfig(steps=steps, motioncorrection=base.pipeline.motioncorrection,
+                                                ctfestimation=ctf)))
+    rows = list(m.ApCtfData.objects.all())
+    assert len(rows) == N_IMAGES
+    image_path = Path(movie_session.session.image_path)
+    for row in rows:
+        aligned = m.AcquisitionImageData.objects.get(pk=row.image_id)
+        assert aligned.filename.endswith("-a")
+        params = dataclasses.replace(ctf.params, pixel_size_angstrom=1.0, voltage_kv=300.0,
+                                     spherical_aberration_mm=2.7)
+        fit = estimate_ctf(image_path / aligned.image, params=params)  # the built-in on the stored aligned sum
+        expected = apctfdata_values_from_ctffind(
+            CtffindResult(1, fit.defocus_1_angstrom, fit.defocus_2_angstrom, fit.astigmatism_azimuth_degree,
+                          fit.phase_shift_radian, fit.cross_correlation, fit.fit_resolution_angstrom),
+            amplitude_contrast=0.07, cs_mm=2.7, start_defocus_angstrom=row.defocusinit * 1e10)
+        for name, value in expected.as_columns().items():
+            assert getattr(row, name) == pytest.approx(value, rel=1e-5, abs=1e-12), name
+    run = ProcessingRun.objects.get()
+    assert set(run.engine_versions) == {"motioncorrection", "ctfestimation"}
+    assert "semc-ctffind" in run.engine_versions["ctfestimation"]
+    assert {line.state for line in ExposureStep.objects.all()} == {StepState.DONE}
