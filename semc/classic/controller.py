@@ -17,6 +17,7 @@ from pathlib import Path
 
 from semc.base.errors import ProcessingError
 from semc.base.exposure import ExposureInputs
+from semc.classic.remote import error_raise
 from semc.classic.selection import ImageSelection, excluded_ids
 from semc.loop import Controller, LoopParams, SignalPolicy
 from semc.pipeline import PipelineConfig
@@ -29,10 +30,6 @@ logger = logging.getLogger(__name__)
 Adjust = Callable[[ExposureInputs, PipelineConfig], tuple[ExposureInputs, PipelineConfig]]
 
 
-def _raise(error: BaseException) -> None:
-    raise error
-
-
 def adjusted_submit(client, adjust: Adjust | None, fn, inputs, config, *args, **kwargs):
     """``client.submit(fn, inputs, config, ...)`` after ``adjust``; a failed adjustment is submitted as a
     task that raises it, so the controller records it as that exposure's failed attempt."""
@@ -40,7 +37,7 @@ def adjusted_submit(client, adjust: Adjust | None, fn, inputs, config, *args, **
         try:
             inputs, config = adjust(inputs, config)
         except ProcessingError as exc:
-            return client.submit(_raise, exc, key=kwargs.get("key"), pure=False)
+            return client.submit(error_raise, exc, key=kwargs.get("key"), pure=False)
     return client.submit(fn, inputs, config, *args, **kwargs)
 
 

@@ -20,6 +20,7 @@ import sys
 from collections.abc import Mapping, Sequence
 from dataclasses import replace
 
+from semc.base.errors import InvalidParameters
 from semc.classic.options import ClassicArgs, ClassicParser, ClassicUsageError
 from semc.classic.script import (
     RunContext,
@@ -169,7 +170,8 @@ def motioncorrection_config(args: ClassicArgs, *, rundir: str):
 
 
 def motioncor_adjust(*, total_dose_e_per_a2: float | None, n_frames_summed: int | None):
-    """The per-exposure rules of ``--totaldose`` and ``--ddnframe`` (None when neither is given)."""
+    """The per-exposure rules of ``--totaldose`` and ``--ddnframe`` (None when neither is given); a movie
+    shorter than ``--ddstartframe`` + ``--ddnframe`` is that exposure's failure (`InvalidParameters`)."""
     if total_dose_e_per_a2 is None and n_frames_summed is None:
         return None
 
@@ -179,7 +181,12 @@ def motioncor_adjust(*, total_dose_e_per_a2: float | None, n_frames_summed: int 
                              dose_per_frame_e_per_a2=total_dose_e_per_a2 / inputs.n_frames)
         if n_frames_summed is not None:
             mc = config.motioncorrection
-            trunc = max(0, inputs.n_frames - mc.params.throw_frames - n_frames_summed)
+            trunc = inputs.n_frames - mc.params.throw_frames - n_frames_summed
+            if trunc < 0:
+                raise InvalidParameters(f"--ddnframe={n_frames_summed} from --ddstartframe={mc.params.throw_frames} "
+                                        f"needs {n_frames_summed + mc.params.throw_frames} frames; the movie has "
+                                        f"{inputs.n_frames}", step="motioncorrection", exposure_id=inputs.exposure_id,
+                                        path=inputs.movie_path)
             config = replace(config, motioncorrection=replace(mc, params=replace(mc.params, truncate_frames=trunc)))
         return inputs, config
 
