@@ -230,8 +230,11 @@ class SessionWatch:
                                            mtime_ns=self.dirs[directory], listed_at=now))
             stack.extend(subdirs)
         if listed:
-            WatchedDirectory.objects.bulk_create(listed, update_conflicts=True,
-                                                 unique_fields=["session", "path_digest"],
+            from django.db import connections, router
+
+            features = connections[router.db_for_write(WatchedDirectory)].features
+            target = ["session", "path_digest"] if features.supports_update_conflicts_with_target else None
+            WatchedDirectory.objects.bulk_create(listed, update_conflicts=True, unique_fields=target,
                                                  update_fields=["mtime_ns", "listed_at"])
         gone = [d for d in self.dirs if d not in reached]
         for directory in gone:
