@@ -36,7 +36,7 @@ from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from django.db.models import Count
+from django.db.models import Count, Max
 
 from semc.base import ledger
 from semc.models.semc import ExposureStep, ProcessingRun, StepState
@@ -301,15 +301,14 @@ def _percentiles(values: list[float]) -> tuple[float | None, float | None]:
     return float(p50), float(p95)
 
 
-def _raw_exposures(session_id: int, preset: str | None) -> dict[int, dt.datetime | None]:
+def _raw_query(session_id: int, preset: str | None):
+    """The session's exposures of the raw preset (``manual``: without a preset; None: every exposure)."""
     from semc import models as m
 
     query = m.AcquisitionImageData.objects.filter(session_id=session_id)
     if preset == "manual":
-        query = query.filter(preset__isnull=True)
-    elif preset:
-        query = query.filter(preset__name=preset)
-    return dict(query.values_list("id", "timestamp"))
+        return query.filter(preset__isnull=True)
+    return query.filter(preset__name=preset) if preset else query
 
 
 def _rejected(run: ProcessingRun | None, ids: Iterable[int]) -> set[int]:
@@ -381,6 +380,37 @@ def _pending_requests(session_id: int) -> list:
                 .order_by("created_at", "id"))
 
 
+@dataclass(frozen=True, slots=True)
+class _Sets:
+    """Exposure ids of a session's run, by what the daemon has made of them."""
+
+    raw: set[int]
+    rejected: set[int]  # rejected and not processed
+    done: set[int]  # done in the last step
+    failed: set[int]  # a step failed (retrying) or quarantined
+    quarantined: set[int]
+    running: set[int]
+
+    @property
+    def todo(self) -> set[int]:
+        """What can still be done: raw, not rejected, not quarantined."""
+        return self.raw - self.rejected - self.quarantined
+
+
+def _sets(run: ProcessingRun | None, raw: set[int], by_step: dict[str, dict[str, set[int]]]) -> _Sets:
+    steps = list(run.steps) if run is not None else []
+    done = by_step.get(steps[-1], {}).get(StepState.DONE, set()) & raw if steps else set()
+
+    def union(state: str) -> set[int]:
+        return set().union(*(ids.get(state, set()) for ids in by_step.values())) - done
+
+    quarantined = union(StepState.QUARANTINED)
+    # only exposures not yet done can be waiting on a rejection (a processed one stays processed)
+    rejected = _rejected(run, raw - done)
+    return _Sets(raw=raw, rejected=rejected, done=done, failed=union(StepState.FAILED) | quarantined,
+                 quarantined=quarantined, running=union(StepState.RUNNING))
+
+
 def session_status(session_id: int, *, window_s: float = 600.0, detail: bool = True) -> SessionStatus:
     """The status of a session (its current run, see :func:`run_current`). ``detail=False`` skips the
     per-step figures and the whole-run latency (for lists)."""
@@ -391,53 +421,45 @@ def session_status(session_id: int, *, window_s: float = 600.0, detail: bool = T
     supervised = _supervised(session_id)
     preset = (run.preset or None) if run is not None else (
         (supervised.parameters.get("preset") if supervised is not None else None) or raw_preset_guess(session_id))
-    raw = _raw_exposures(session_id, preset)
-    rejected = _rejected(run, raw)
+    raw_query = _raw_query(session_id, preset)
     by_step = _step_ids(run) if run is not None else {}
-    steps = list(run.steps) if run is not None else []
-    last = by_step.get(steps[-1], {}) if steps else {}
-    done = last.get(StepState.DONE, set()) & set(raw)
-    bad = {state: set().union(*(ids.get(state, set()) for ids in by_step.values()))
-           for state in (StepState.FAILED, StepState.QUARANTINED, StepState.RUNNING)}
-    todo = set(raw) - rejected
-    backlog = len(todo - done - bad[StepState.QUARANTINED])
-    now = ledger.now()
-    since = now - dt.timedelta(seconds=window_s)
-    lines = ExposureStep.objects.filter(run=run, step=steps[-1], state=StepState.DONE) if steps else None
-    recent = list(lines.filter(stored_at__gte=since).values_list("arrived_at", "stored_at")) if lines else []
-    rate = ledger.run_metrics(run, steps[-1], window_s=window_s).throughput_per_min if steps else 0.0
+    sets = _sets(run, set(raw_query.values_list("id", flat=True)), by_step)
+    backlog = len(sets.todo - sets.done)
+    since = ledger.now() - dt.timedelta(seconds=window_s)
+    steps = [_step_stats(run, s, by_step.get(s, {}), sets.todo, window_s) for s in run.steps] if (
+        detail and run is not None) else []
+    lines = (ExposureStep.objects.filter(run=run, step=run.steps[-1], state=StepState.DONE)
+             if run is not None and run.steps else ExposureStep.objects.none())
+    recent = list(lines.filter(stored_at__gte=since).values_list("arrived_at", "stored_at"))
+    rate = steps[-1].throughput_per_min if steps else (
+        ledger.run_metrics(run, run.steps[-1], window_s=window_s).throughput_per_min if run and run.steps else 0.0)
     p50, p95 = _percentiles([(b - a).total_seconds() for a, b in recent if a and b])
     all_p50 = all_p95 = None
-    if detail and lines is not None:
+    if detail:
         all_p50, all_p95 = _percentiles([(b - a).total_seconds() for a, b in
                                          lines.values_list("arrived_at", "stored_at") if a and b])
-    arrived_recent = sum(1 for pk, ts in raw.items() if pk in todo and ts is not None and ts >= since)
-    trend = (arrived_recent - len(recent)) / (window_s / 60.0) if run is not None else None
+    arrived = set(raw_query.filter(timestamp__gte=since).values_list("id", flat=True)) - sets.rejected
     cycle_start = _cycle_start(run, supervised)
-    done_cycle = lines.filter(stored_at__gte=cycle_start).count() if lines is not None and cycle_start else 0
-    cycle_total = done_cycle + backlog
+    done_cycle = lines.filter(stored_at__gte=cycle_start).count() if cycle_start else 0
     pending = _pending_requests(session_id)
-    alive = _run_alive(run) if run is not None else None
-    last_result = lines.order_by("-stored_at").values_list("stored_at", flat=True).first() if lines else None
+    raw = len(sets.raw)
     return SessionStatus(
         session_id=session.pk, session_name=session.name or "", project_id=_project_of(session.pk),
-        user=_username(session), state=_state(run=run, alive=alive, supervised=supervised, pending=pending,
-                                              raw=len(raw), backlog=backlog),
-        preset=preset, raw_files=len(raw), processed_files=len(done),
-        failed_jobs=len((bad[StepState.FAILED] | bad[StepState.QUARANTINED]) - done),
-        quarantined=len(bad[StepState.QUARANTINED] - done), in_flight=len(bad[StepState.RUNNING]),
-        rejected=len(rejected), backlog=backlog, backlog_trend_per_min=trend, throughput_per_min=rate,
-        latency_p50_s=p50, latency_p95_s=p95, latency_all_p50_s=all_p50, latency_all_p95_s=all_p95,
-        catch_up_s=backlog / rate * 60.0 if rate > 0 else None,
-        percent_current_cycle=100.0 * done_cycle / cycle_total if cycle_total else (100.0 if run else 0.0),
-        percent_done_total=round(100.0 * len(done) / len(raw)) if raw else 0, cycle_started_at=cycle_start,
-        last_exposure_at=max((ts for ts in raw.values() if ts is not None), default=None),
-        last_result_at=last_result, window_s=window_s, run=_run_info(run) if run is not None else None,
-        steps=[_step_stats(run, s, by_step.get(s, {}), todo - bad[StepState.QUARANTINED], window_s)
-               for s in steps] if detail else [],
-        supervisor=_supervisor_dict(supervised), pending_requests=[
-            {"id": r.pk, "action": r.action, "created_at": r.created_at, "requested_by": r.requested_by}
-            for r in pending])
+        user=_username(session), state=_state(run=run, alive=_run_alive(run) if run is not None else None,
+                                              supervised=supervised, pending=pending, raw=raw, backlog=backlog),
+        preset=preset, raw_files=raw, processed_files=len(sets.done), failed_jobs=len(sets.failed),
+        quarantined=len(sets.quarantined), in_flight=len(sets.running), rejected=len(sets.rejected),
+        backlog=backlog, backlog_trend_per_min=(len(arrived) - len(recent)) / (window_s / 60.0) if run else None,
+        throughput_per_min=rate, latency_p50_s=p50, latency_p95_s=p95, latency_all_p50_s=all_p50,
+        latency_all_p95_s=all_p95, catch_up_s=backlog / rate * 60.0 if rate > 0 else None,
+        percent_current_cycle=(100.0 * done_cycle / (done_cycle + backlog) if done_cycle + backlog
+                               else (100.0 if run else 0.0)),
+        percent_done_total=round(100.0 * len(sets.done) / raw) if raw else 0, cycle_started_at=cycle_start,
+        last_exposure_at=raw_query.aggregate(last=Max("timestamp"))["last"],
+        last_result_at=lines.aggregate(last=Max("stored_at"))["last"], window_s=window_s,
+        run=_run_info(run) if run is not None else None, steps=steps, supervisor=_supervisor_dict(supervised),
+        pending_requests=[{"id": r.pk, "action": r.action, "created_at": r.created_at,
+                           "requested_by": r.requested_by} for r in pending])
 
 
 def _supervisor_dict(supervised) -> dict[str, Any] | None:
@@ -493,7 +515,7 @@ def session_timeline(run_id: int, *, step: str | None = None, bin_s: float = 60.
     step = step or (run.steps[-1] if run.steps else None)
     rows = list(ExposureStep.objects.filter(run=run, step=step)
                 .values_list("exposure_id", "arrived_at", "created_at", "stored_at", "finished_at", "state"))
-    rejected = _rejected(run, [r[0] for r in rows])
+    rejected = _rejected(run, [r[0] for r in rows if r[5] != StepState.DONE])  # a stored one counts anyway
     rows = [r for r in rows if r[0] not in rejected]
     arrivals = [arrived or created for _, arrived, created, _, _, _ in rows]
     if not arrivals:
