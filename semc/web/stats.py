@@ -8,6 +8,8 @@ Vocabulary (compatible with the USC CryoEM service's status JSON, and more):
 - ``raw_files``: exposures of the run's raw preset (what the daemon processes), rejected ones included;
 - ``processed_files``: exposures done in the run's last step (so done in every step);
 - ``failed_jobs``: exposures with a failed (retrying) or quarantined step;
+- ``rejected``: exposures not processed that the daemon skips (hidden or trashed in the viewer, assessed
+  as rejects, or left out by the run's tilt filter);
 - ``backlog``: exposures still to do (raw, minus done, minus quarantined, minus rejected);
 - ``percent_done_total``: ``round(100 * processed / raw)`` as the USC service reports it (an integer);
 - ``percent_current_cycle``: the share done of the work the current processing cycle has had in view,
