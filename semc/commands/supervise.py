@@ -125,6 +125,16 @@ def rundir_for(root: Path, session_name: str, runname: str) -> Path:
     return rundir
 
 
+def _is_our_loop(pid: int, rundir: str) -> bool:
+    """Whether the process is still a ``semc loop`` on that run directory (a pid can be reused after a
+    reboot: never signal a stranger). Without /proc nothing is adopted."""
+    try:
+        argv = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+    except OSError:
+        return False
+    return b"loop" in argv and os.fsencode(rundir) in argv
+
+
 def loop_argv(config: SupervisorConfig, *, session_id: int, project_id: int, rundir: str, params) -> list[str]:
     """The argument list of one supervised loop (never a shell string)."""
     argv = [config.python, "-m", "semc", "loop", "--session", str(session_id), "--projectid", str(project_id),
@@ -300,13 +310,15 @@ class Supervisor:
         from semc.web.models import SupervisedSession
 
         for row in SupervisedSession.objects.filter(host=self.host, pid__isnull=False):
-            child = Child(session_id=row.session_id, pid=row.pid)
-            if child.exit_code() is None and row.session_id not in self.children:
-                self.children[row.session_id] = child
+            alive = Child(session_id=row.session_id, pid=row.pid).exit_code() is None
+            if alive and _is_our_loop(row.pid, row.rundir):
+                self.children.setdefault(row.session_id, Child(session_id=row.session_id, pid=row.pid))
                 logger.info("session=%s adopted running loop pid %s", row.session_name, row.pid)
-            elif child.exit_code() is not None:
-                SupervisedSession.objects.filter(pk=row.pk).update(pid=None, state="starting" if row.desired ==
-                                                                   "running" else "stopped")
+                continue
+            if alive:  # a reused pid: never signal a stranger
+                logger.warning("session=%s pid %s is no longer its loop: not adopted", row.session_name, row.pid)
+            SupervisedSession.objects.filter(pk=row.pk).update(
+                pid=None, state="starting" if row.desired == "running" else "stopped")
 
     # --- the loop ------------------------------------------------------------------------------
     def run_once(self) -> None:
@@ -324,7 +336,20 @@ class Supervisor:
                 self._escalate(child)
             time.sleep(0.2)
 
-    def run(self, *, once: bool = False) -> int:
+    def run(self, *, once: bool = False, lock_dir: Path | None = None) -> int:
+        """Poll and reconcile until SIGTERM/SIGINT. ``lock_dir``: one supervisor per folder (its lock)."""
+        from semc.base.errors import ConfigurationError
+        from semc.base.runlock import RunDirLock, RunDirLocked
+
+        lock = RunDirLock(lock_dir) if lock_dir is not None else None
+        if lock is not None:
+            try:
+                lock.acquire()
+            except RunDirLocked:
+                owner = lock.owner() or {}
+                raise ConfigurationError(f"another semc supervise runs (pid {owner.get('pid')} on "
+                                         f"{owner.get('host')}, since {owner.get('started')})",
+                                         path=str(lock_dir)) from None
         previous = {sig: signal.signal(sig, self._on_signal) for sig in (signal.SIGTERM, signal.SIGINT)}
         try:
             self.adopt()
@@ -337,6 +362,8 @@ class Supervisor:
         finally:
             for sig, handler in previous.items():
                 signal.signal(sig, handler)
+            if lock is not None:
+                lock.release()
         return 0
 
     def _on_signal(self, signum, frame) -> None:
@@ -354,4 +381,4 @@ def run(args: argparse.Namespace) -> int:
                               max_failures=args.max_failures, restart_backoff_s=args.restart_backoff,
                               loop_args=tuple(args.loop_arg))
     logger.info("supervising under %s (poll every %.1f s)", root, config.poll_interval_s)
-    return Supervisor(config).run(once=args.once)
+    return Supervisor(config).run(once=args.once, lock_dir=Path(settings.SEMC_HOME) / "supervise")

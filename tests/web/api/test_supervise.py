@@ -217,3 +217,46 @@ def test_start_stop_and_resume_change_what_the_daemon_does(simulated, tmp_path):
     row = SupervisedSession.objects.get(session_id=session.pk)
     assert row.desired == "running" and row.pid is None  # stopped with the supervisor, wanted for its successor
     assert ProcessingRun.objects.get(name="live1").status == "stopped"
+
+
+@pytest.mark.django_db(databases="__all__")
+def test_a_new_supervisor_adopts_live_loops_and_never_a_reused_pid(tmp_path):
+    import threading
+
+    from semc.commands.supervise import Supervisor, SupervisorConfig
+
+    rundir = str(tmp_path / "s1" / "ddstack" / "r1")
+    sleeper = [sys.executable, "-c", "import time; time.sleep(120)"]
+    loop_like = subprocess.Popen([*sleeper, "loop", "--rundir", rundir])  # what a supervised loop's argv holds
+    stranger = subprocess.Popen(sleeper)  # a process that took a dead loop's pid
+    for process in (loop_like, stranger):  # reap them when they end, as init would for an orphan
+        threading.Thread(target=process.wait, daemon=True).start()
+    try:
+        import socket
+
+        for session_id, process in ((1, loop_like), (2, stranger)):
+            SupervisedSession.objects.create(session_id=session_id, session_name=f"s{session_id}", project_id=1,
+                                             desired="stopped", state="running", rundir=rundir,
+                                             host=socket.gethostname(), pid=process.pid)
+        supervisor = Supervisor(SupervisorConfig(processing_root=tmp_path))
+        supervisor.adopt()
+        assert set(supervisor.children) == {1}
+        assert SupervisedSession.objects.get(session_id=2).pid is None and stranger.poll() is None
+        # the adopted loop is not wanted: it is stopped, and the stranger is left alone
+        supervisor.children_reconcile()
+        _wait(lambda: loop_like.poll() is not None, timeout_s=20, what="the adopted loop to stop")
+        supervisor.children_reconcile()
+        assert SupervisedSession.objects.get(session_id=1).state == "stopped" and not supervisor.children
+        assert stranger.poll() is None
+    finally:
+        for process in (loop_like, stranger):
+            process.kill()
+
+
+def test_one_supervisor_per_home(tmp_path):
+    from semc.base.errors import ConfigurationError
+    from semc.base.runlock import RunDirLock
+    from semc.commands.supervise import Supervisor, SupervisorConfig
+
+    with RunDirLock(tmp_path / "supervise"), pytest.raises(ConfigurationError, match="another semc supervise"):
+        Supervisor(SupervisorConfig(processing_root=tmp_path)).run(once=True, lock_dir=tmp_path / "supervise")
