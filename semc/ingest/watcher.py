@@ -597,12 +597,31 @@ class Watcher:
 
 
 def session_counts(session_id: int) -> dict[str, int]:
-    """Files of a watched Leginon session by state (``raw_files`` = movies seen), for status pages."""
+    """The USC service's status counts of a watched Leginon session, and the watcher's own.
+
+    ``raw_files``: movies seen (vanished ones excepted); ``processed_files``: exposures done in the
+    last step of the session's newest processing run; ``failed_jobs``: exposures failed or
+    quarantined in that run and not done since, plus movies the watcher found broken or could not
+    register; and one count per watcher state (``waiting``, ``registered``, ``broken``, ``failed``,
+    ``vanished``).
+    """
     from django.db.models import Count
+
+    from semc.models.semc import ExposureStep, ProcessingRun, StepState
 
     rows = (WatchedFile.objects.filter(session__leginon_session_id=session_id, kind=WatchedFile.Kind.MOVIE)
             .values_list("state").annotate(n=Count("id")))
     counts = {state: 0 for state in _State.values}
     counts.update(dict(rows))
     counts["raw_files"] = sum(n for state, n in counts.items() if state != _State.VANISHED)
+    done: set[int] = set()
+    bad: set[int] = set()
+    run = ProcessingRun.objects.filter(session_id=session_id).order_by("-created_at", "-id").first()
+    if run is not None and run.steps:
+        lines = ExposureStep.objects.filter(run=run)
+        done = set(lines.filter(step=run.steps[-1], state=StepState.DONE).values_list("exposure_id", flat=True))
+        bad = set(lines.filter(state__in=[StepState.FAILED, StepState.QUARANTINED])
+                  .values_list("exposure_id", flat=True)) - done
+    counts["processed_files"] = len(done)
+    counts["failed_jobs"] = len(bad) + counts[_State.BROKEN] + counts[_State.FAILED]
     return counts

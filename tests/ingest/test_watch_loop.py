@@ -17,7 +17,7 @@ from semc import models as m
 from semc.cluster import cluster_open
 from semc.ctfestimation.task import ctf_task_config
 from semc.ingest.register import Overrides
-from semc.ingest.watcher import Watcher, WatchOptions
+from semc.ingest.watcher import Watcher, WatchOptions, session_counts
 from semc.loop import Controller, LoopParams
 from semc.models.codecs import seq_decode
 from semc.motioncorrection.task import MotionCorrectionTaskConfig
@@ -57,6 +57,8 @@ def test_a_watched_epu_session_is_processed_by_semc_loop_end_to_end(tmp_path):
             controller.run_loop()
         finally:
             controller.shutdown(failed=False)
+    counts = session_counts(m.SessionData.objects.get(name="grid1").pk)
+    assert (counts["raw_files"], counts["registered"], counts["processed_files"], counts["failed_jobs"]) == (1, 1, 1, 0)
     for exposure in layout.exposures:
         truth = json.loads(exposure.truth.read_text())
         source = m.AcquisitionImageData.objects.get(session__name="grid1", preset__name="enn",
@@ -98,3 +100,25 @@ def test_semc_watch_registers_a_serialem_folder_once_across_runs(tmp_path):
     assert len(links) == 2 and all(name.endswith(".frames.mrc") for name in links)
     bad = _semc_watch(tmp_path / "absent", home)
     assert bad.returncode == 1 and "does not exist" in bad.stderr
+
+
+@pytest.mark.slow
+@pytest.mark.django_db(databases="__all__")
+def test_an_epu_eer_session_registers_eer_movies_with_their_gain(tmp_path):
+    from semc.base.retrieve import exposure_inputs_get
+
+    spec = SessionSpec(name="sim", root=Path("."), n_exposures=1, camera="small", fmt="eer", seed=2, n_particles=3)
+    layout = layout_write(spec, style="epu", directory=tmp_path / "eer1", staging=tmp_path / "staging",
+                          frame_shape=(256, 256), n_frames=20)
+    [exposure] = layout.exposures
+    assert exposure.movie.name.endswith("_EER.eer")
+    watcher = Watcher(layout.directory, WatchOptions(settle_s=0.0, metadata_wait_s=0.0, racy_s=0.0))
+    assert watcher.run(once=True).registered == 1
+    image = m.AcquisitionImageData.objects.select_related("camera", "camera__ccdcamera").get(session__name="eer1")
+    inputs = exposure_inputs_get(image.pk)
+    truth = json.loads(exposure.truth.read_text())
+    assert inputs.eer and image.camera.eer_frames and not image.camera.tiff_frames
+    assert inputs.movie_path.endswith(f"{image.filename}.frames.eer") and inputs.n_frames == 20
+    assert image.camera.ccdcamera.name == "GatanK3"  # the XML's camera name wins over the file type
+    assert inputs.total_dose_e_per_a2 == pytest.approx(truth["total_dose_e_per_a2"])
+    assert Path(inputs.gain_path).resolve() == layout.gain.resolve()
