@@ -108,34 +108,50 @@ def _runjob(argv: list[str], env: dict[str, str]) -> subprocess.CompletedProcess
     return subprocess.run([*command, *argv], check=False, capture_output=True, text=True, env=env, timeout=120)
 
 
-@pytest.mark.slurm
-@pytest.mark.slow
-@pytest.mark.django_db(databases="__all__", transaction=True)
-@pytest.mark.skipif(not (os.environ.get("SLURM_CONF") and shutil.which("sbatch")),
-                    reason="no Slurm (run scripts/slurm-up.sh, which CI does)")
-def test_runjob_submits_to_slurm_prints_the_id_and_the_job_row_ends_done(tmp_path, movie_session):
+needs_slurm = pytest.mark.skipif(not (os.environ.get("SLURM_CONF") and shutil.which("sbatch")),
+                                 reason="no Slurm (run scripts/slurm-up.sh, which CI does)")
+PARTITION = os.environ.get("SLURM_CI_PARTITION", "debug")
+
+
+def _web_job(populated, rundir: Path, jobtype: str):
+    """The job row myamiweb inserts before it calls runJob.py, and the job's environment."""
     from semc import models as m
 
     env = _test_db_environment()
-    m.ProcessingDB.objects.filter(project=movie_session.project).update(appiondb=env["SEMC_DB_APPION"])
-    rundir = tmp_path / "appion" / "ddstack" / "ddstack1"
+    m.ProcessingDB.objects.filter(project=populated.project).update(appiondb=env["SEMC_DB_APPION"])
     path = m.ApPathData.objects.create(path=str(rundir))
-    job = m.ApAppionJobData.objects.create(path=path, clusterpath=path, name="ddstack1.appionsub.job",
-                                           jobtype="makeddrawframestack", session_id=movie_session.session.pk,
-                                           user="jdoe", cluster="localhost")  # as myamiweb inserts it
-    partition = os.environ.get("SLURM_CI_PARTITION", "debug")
-    argv = ["/opt/myami/bin/appion", "makeDDAlignMotionCor2_UCSF.py", "--session=26nov23a", "--preset=enn",
-            f"--rundir={rundir}", "--runname=ddstack1", "--no-wait", "--align", "--doseweight", "--Iter=5",
-            "--Patchrows=0", "--Patchcols=0", f"--projectid={movie_session.project.pk}", "--no-rejects",
-            "--cluster=local", "--nproc=1", "--jobtype=makeddrawframestack", f"--jobid={job.pk}", "--ppn=1",
-            "--nodes=1", "--walltime=10", f"--queue={partition}"]
+    job = m.ApAppionJobData.objects.create(path=path, clusterpath=path, name=f"{rundir.name}.appionsub.job",
+                                           jobtype=jobtype, session_id=populated.session.pk, user="jdoe",
+                                           cluster="localhost")
+    return job, env
+
+
+def _submitted(argv: list[str], env: dict[str, str], job) -> int:
+    """runJob.py's exit status, its last stdout line (the numeric id), and the id on the job row."""
     done = _runjob(argv, env)
     assert done.returncode == 0, done.stderr
     last = done.stdout.strip().splitlines()[-1]
     assert last.isdigit(), done.stdout
-    slurm_id = int(last)
     job.refresh_from_db()
-    assert job.clusterjobid == slurm_id and job.status in ("Q", "R", "D")
+    assert job.clusterjobid == int(last) and job.status in ("Q", "R", "D", "E")
+    return int(last)
+
+
+@pytest.mark.slurm
+@pytest.mark.slow
+@pytest.mark.django_db(databases="__all__", transaction=True)
+@needs_slurm
+def test_runjob_submits_to_slurm_prints_the_id_and_the_job_row_ends_done(tmp_path, movie_session):
+    from semc import models as m
+
+    rundir = tmp_path / "appion" / "ddstack" / "ddstack1"
+    job, env = _web_job(movie_session, rundir, "makeddrawframestack")
+    argv = ["/opt/myami/bin/appion", "makeDDAlignMotionCor2_UCSF.py", "--session=26nov23a", "--preset=enn",
+            f"--rundir={rundir}", "--runname=ddstack1", "--no-wait", "--align", "--doseweight", "--Iter=5",
+            "--Patchrows=0", "--Patchcols=0", f"--projectid={movie_session.project.pk}", "--no-rejects",
+            "--cluster=local", "--nproc=1", "--jobtype=makeddrawframestack", f"--jobid={job.pk}", "--ppn=1",
+            "--nodes=1", "--walltime=10", f"--queue={PARTITION}"]
+    slurm_id = _submitted(argv, env, job)
     _wait_gone(slurm_id, timeout_s=240)
     job.refresh_from_db()
     log = (rundir / "ddstack1.appionsub.log").read_text()
@@ -147,23 +163,13 @@ def test_runjob_submits_to_slurm_prints_the_id_and_the_job_row_ends_done(tmp_pat
 
 @pytest.mark.slurm
 @pytest.mark.django_db(databases="__all__", transaction=True)
-@pytest.mark.skipif(not (os.environ.get("SLURM_CONF") and shutil.which("sbatch")),
-                    reason="no Slurm (run scripts/slurm-up.sh, which CI does)")
+@needs_slurm
 def test_a_script_that_cannot_start_leaves_its_job_row_in_error(tmp_path, movie_session):
-    from semc import models as m
-
-    env = _test_db_environment()
-    m.ProcessingDB.objects.filter(project=movie_session.project).update(appiondb=env["SEMC_DB_APPION"])
     rundir = tmp_path / "appion" / "ctf" / "ctffind4run1"
-    path = m.ApPathData.objects.create(path=str(rundir))
-    job = m.ApAppionJobData.objects.create(path=path, clusterpath=path, name="ctffind4run1.appionsub.job",
-                                           jobtype="ctfestimate", session_id=movie_session.session.pk)
+    job, env = _web_job(movie_session, rundir, "ctfestimate")
     argv = ["ctffind4.py", "--session=nosuchsession", f"--rundir={rundir}", f"--jobid={job.pk}",
-            f"--projectid={movie_session.project.pk}", "--walltime=5",
-            f"--queue={os.environ.get('SLURM_CI_PARTITION', 'debug')}"]
-    done = _runjob(argv, env)
-    assert done.returncode == 0, done.stderr
-    slurm_id = int(done.stdout.strip().splitlines()[-1])
+            f"--projectid={movie_session.project.pk}", "--walltime=5", f"--queue={PARTITION}"]
+    slurm_id = _submitted(argv, env, job)
     _wait_gone(slurm_id, timeout_s=120)
     job.refresh_from_db()
     log = (rundir / "ctffind4run1.appionsub.log").read_text()
