@@ -315,8 +315,8 @@ class SessionWatch:
             except OSError as exc:
                 self._failed(row, CorruptInput(f"cannot read: {exc}", step="ingest", path=row.path))
         for row in self.open.values():
-            if row.state == _State.WAITING:
-                report.waiting += 1
+            if row.state == _State.WAITING and not (row.kind == WatchedFile.Kind.GAIN and row.reason == "ready"):
+                report.waiting += 1  # a ready gain no movie has used yet is not waiting for anything
             elif row.state == _State.BROKEN:
                 report.broken += 1
             elif row.state == _State.FAILED:
@@ -367,18 +367,26 @@ class SessionWatch:
             return
         if row.ready_since is None:
             self._state(row, _State.WAITING, "ready", ready_since=now)
-        if status == "missing" and now - row.ready_since < self.options.metadata_wait_s:
-            if row.reason != why:
-                self._state(row, _State.WAITING, why)
-            return
+        if status == "missing":
+            if now - row.ready_since < self.options.metadata_wait_s:
+                reason = f"waiting for metadata ({os.path.basename(why)} or another)"
+                if row.reason != reason:
+                    self._state(row, _State.WAITING, reason)
+                return
+            # registered without it, or failed: either way, its arrival later makes the movie be looked at again
+            row.metadata_path, row.details = why, {**(row.details or {}), "metadata_mtime_ns": 0}
         self._register(row, meta, report)
 
     def _metadata_changed(self, row: WatchedFile) -> bool:
+        """Whether the metadata file a failed or waiting movie depends on appeared or changed (then noted)."""
         recorded = row.details.get("metadata_mtime_ns") if row.details else None
         if not row.metadata_path or recorded is None:
             return False
         st = _stat(row.metadata_path)
-        return st is not None and st.st_mtime_ns != recorded
+        if st is None or st.st_mtime_ns == recorded:
+            return False
+        row.details = {**row.details, "metadata_mtime_ns": st.st_mtime_ns}
+        return True
 
     def _parsed(self, path: str, st: os.stat_result, parse):
         key = (path, st.st_mtime_ns)
@@ -389,7 +397,7 @@ class SessionWatch:
         return self._metadata_cache[key]
 
     def _metadata(self, movie: str) -> tuple[str, AcquisitionMetadata | None, str]:
-        """("found" | "missing" | "unsettled" | "none", metadata, why)."""
+        """("found" | "missing" | "unsettled" | "none", metadata, the file read, expected, or why it waits)."""
         mode = self.options.metadata
         if mode == "none":
             return "none", None, ""
@@ -416,8 +424,7 @@ class SessionWatch:
                 return "found", meta, meta.path
         if mode == "epu" and not xml:
             return "none", None, ""
-        expected = xml or mdoc_candidates(movie)[0]
-        return "missing", None, f"waiting for metadata ({os.path.basename(expected)} or another)"
+        return "missing", None, xml or mdoc_candidates(movie)[0]
 
     def _mdoc_in_folder(self, movie: str) -> AcquisitionMetadata | None:
         """A session mdoc in the movie's folder whose section names the movie in ``SubFramePath``."""
@@ -437,6 +444,8 @@ class SessionWatch:
         return None
 
     def _gain_check(self, row: WatchedFile, quiet: float) -> None:
+        if row.reason == "ready":  # checked already; a change would have reset it
+            return
         readiness = movie_readiness(row.path, quiet_s=self.options.settle_s)
         if readiness.ready:
             if row.reason != "ready":

@@ -192,10 +192,10 @@ def test_a_usc_tree_registers_each_session_with_its_project_and_user(tmp_path, s
     assert m.SessionData.objects.filter(name="s1_ref", hidden=True).exists()
 
 
-def test_a_movie_without_metadata_waits_then_fails_naming_what_is_missing_and_options_fix_it(tmp_path, staging):
+def test_a_movie_without_metadata_waits_then_fails_naming_what_is_missing_until_its_mdoc_arrives(tmp_path, staging):
     layout = layout_prepare(SPEC, style="serialem", directory=tmp_path / "plain1", staging=staging, **FRAMES)
     exposure = layout.exposures[0]
-    exposure.movie.write_bytes(exposure.staged.read_bytes())  # no mdoc: a plain folder
+    exposure.movie.write_bytes(exposure.staged.read_bytes())  # the movie, and no mdoc yet
     os.unlink(layout.gain)
     watcher = Watcher(layout.directory, WatchOptions(**FAST))
     report = _drive(watcher, lambda r: r.failed == 1)
@@ -203,11 +203,22 @@ def test_a_movie_without_metadata_waits_then_fails_naming_what_is_missing_and_op
     assert "no voltage" in row.reason and row.error_kind == "CorruptInput"
     assert not m.AcquisitionImageData.objects.filter(session__name="plain1").exists()
     assert report.registered == 0
-    fixed = Watcher(layout.directory, WatchOptions(metadata="none", overrides=Overrides(voltage_kv=300.0,
-                                                                                         dose_per_frame_e_per_a2=4.0),
-                                                   **FAST))
-    _drive(fixed, lambda r: _n_registered() == 1)
+    exposure.metadata.write_text(exposure.metadata_text)  # SerialEM writes the mdoc late: the movie is retried
+    _drive(watcher, lambda r: _n_registered() == 1)
     inputs = exposure_inputs_get(m.AcquisitionImageData.objects.get(session__name="plain1").pk)
+    truth = _truth(exposure)
+    assert inputs.voltage_kv == pytest.approx(truth["voltage_kv"])
+    assert inputs.total_dose_e_per_a2 == pytest.approx(truth["total_dose_e_per_a2"], rel=1e-5)
+
+
+def test_a_plain_folder_registers_from_headers_and_options(tmp_path, staging):
+    layout = layout_prepare(SPEC, style="serialem", directory=tmp_path / "plain2", staging=staging, **FRAMES)
+    exposure = layout.exposures[1]
+    exposure.movie.write_bytes(exposure.staged.read_bytes())
+    os.unlink(layout.gain)
+    options = WatchOptions(metadata="none", overrides=Overrides(voltage_kv=300.0, dose_per_frame_e_per_a2=4.0), **FAST)
+    _drive(Watcher(layout.directory, options), lambda r: _n_registered() == 1)
+    inputs = exposure_inputs_get(m.AcquisitionImageData.objects.get(session__name="plain2").pk)
     assert inputs.voltage_kv == pytest.approx(300.0) and inputs.pixel_size_angstrom == pytest.approx(1.0)  # header
     assert inputs.total_dose_e_per_a2 == pytest.approx(4.0 * 6) and inputs.gain_path is None
 
