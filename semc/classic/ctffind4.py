@@ -52,7 +52,7 @@ ENGINE_ENV = "SEMC_CLASSIC_CTF_ENGINE"
 def parser_build(spec: ScriptSpec = SPEC, env: Mapping[str, str] | None = None) -> ClassicParser:
     """The script's full option set: classic global/loop flags plus the CTFFIND flags."""
     env = os.environ if env is None else env
-    p = ClassicParser(spec.prog, __doc__.split("\n\n")[1])
+    p = ClassicParser(spec.prog, "\n\n".join(__doc__.split("\n\n")[1:3]))
     g = "CTF estimation (classic ctffind4.py)"
     p.value(g, "--ampcontrast", dest="ampcontrast", type=float, default=0.07, help="amplitude contrast (fraction)")
     p.value(g, "--fieldsize", dest="fieldsize", type=int, default=1024, help="amplitude spectrum box, pixels")

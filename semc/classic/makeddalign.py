@@ -30,10 +30,13 @@ from semc.classic.script import (
     selection_from_args,
 )
 
-__all__ = ["MOTIONCOR_ENGINES", "SPEC", "main", "motioncor_adjust", "params_build", "parser_build"]
+__all__ = ["MOTIONCOR_ENGINES", "SPEC", "SPEC_MOTIONCOR3", "main", "main_motioncor3", "motioncor_adjust", "params_build",
+           "parser_build"]
 
 SPEC = ScriptSpec(prog="makeDDAlignMotionCor2_UCSF.py", function="makeDDAlignMotionCor2_UCSF",
                   process_dir="ddstack", jobtype="makeddrawframestack", steps=("motioncorrection",))
+#: leginon-fork's MotionCor3 variant: the same flags plus --gainfile/--forceTiff, engine motioncor3
+SPEC_MOTIONCOR3 = replace(SPEC, prog="makeDDAlignMotionCor3.py", function="makeDDAlignMotionCor3")
 MOTIONCOR_ENGINES = ("builtin", "builtin-gpu", "motioncor2", "motioncor3")
 ENGINE_ENV = "SEMC_CLASSIC_MOTIONCOR_ENGINE"
 
@@ -48,13 +51,15 @@ _REFUSED = {
     "trim": (0, "trimming the aligned image edge is not supported"),
     "clip": (None, "clipping raw frames is not supported"),
     "eer_sampling": (1, "EER super-resolution sampling (2, 3) is not supported"),
+    "gainfile": (None, "a gain file instead of the image's norm reference is not supported"),
 }
 
 
-def parser_build(env: Mapping[str, str] | None = None) -> ClassicParser:
+def parser_build(env: Mapping[str, str] | None = None, *, spec: ScriptSpec = SPEC,
+                 default_engine: str = "builtin") -> ClassicParser:
     """The script's full option set: classic global/loop flags plus the motion-correction flags."""
     env = os.environ if env is None else env
-    p = ClassicParser(SPEC.prog, __doc__.split("\n\n")[1])
+    p = ClassicParser(spec.prog, "\n\n".join(__doc__.split("\n\n")[1:3]))
     g = "motion correction (MotionCor2 flag in brackets)"
     p.value(g, "--ddstartframe", dest="startframe", type=int, default=0,
             help="first frame summed (frames before it are thrown away) [-Throw]")
@@ -84,9 +89,9 @@ def parser_build(env: Mapping[str, str] | None = None) -> ClassicParser:
             help="EER: raw frames per rendered frame [-FmIntFile]; other movies: no effect in SEMC")
     p.value(g, "--eer_sampling", dest="eer_sampling", type=int, default=1,
             help="EER up-sampling (only 1 is supported) [-EerSampling]")
-    p.value(g, "--engine", dest="engine", default=env.get(ENGINE_ENV) or "builtin", choices=MOTIONCOR_ENGINES,
+    p.value(g, "--engine", dest="engine", default=env.get(ENGINE_ENV) or default_engine, choices=MOTIONCOR_ENGINES,
             help=f"SEMC: builtin, builtin-gpu, or an installed motioncor2/motioncor3 (SEMC_MOTIONCOR2_EXE / "
-                 f"SEMC_MOTIONCOR3_EXE or PATH); default ${ENGINE_ENV} else")
+                 f"SEMC_MOTIONCOR3_EXE or PATH); default ${ENGINE_ENV} else {default_engine}")
     r = "classic flags SEMC refuses unless left at their default"
     p.value(r, "--stackid", dest="stackid", type=int, help=_REFUSED["stackid"][1])
     p.switch(r, ["--square"], [], dest="square", default=False, help=_REFUSED["square"][1])
@@ -122,12 +127,17 @@ def parser_build(env: Mapping[str, str] | None = None) -> ClassicParser:
          False),
     ):
         p.ignored(*flags, dest=dest, why=why, takes_value=value)
+    if spec is SPEC_MOTIONCOR3:  # leginon-fork's MotionCor3 script adds two flags (compat §5.1)
+        p.value(r, "--gainfile", dest="gainfile", help="a gain file instead of the image's norm reference is not "
+                                                        "supported")
+        p.ignored("--forceTiff", dest="forceTiff", why="MotionCor3 reads the movie as Leginon saved it",
+                  takes_value=False)
     return p
 
 
 def _refusals(args: ClassicArgs) -> None:
     for dest, (default, why) in _REFUSED.items():
-        if args[dest] != default:
+        if args.values.get(dest, default) != default:
             raise ClassicUsageError(f"{args.given.get(dest, '--' + dest)}={args[dest]}: {why}")
 
 
@@ -193,14 +203,14 @@ def motioncor_adjust(*, total_dose_e_per_a2: float | None, n_frames_summed: int 
     return adjust
 
 
-def params_build(args: ClassicArgs, context: RunContext):
+def params_build(args: ClassicArgs, context: RunContext, *, spec: ScriptSpec = SPEC):
     """(LoopParams, ImageSelection, adjust) of a parsed command line and its resolved run (pure)."""
     from semc.loop import LoopParams
     from semc.pipeline import PipelineConfig
 
     mc = motioncorrection_config(args, rundir=context.rundir)
-    params = LoopParams(pipeline=PipelineConfig(steps=SPEC.steps, motioncorrection=mc),
-                        engines={"motioncorrection": args["engine"]}, **loop_values(args, spec=SPEC, context=context))
+    params = LoopParams(pipeline=PipelineConfig(steps=spec.steps, motioncorrection=mc),
+                        engines={"motioncorrection": args["engine"]}, **loop_values(args, spec=spec, context=context))
     adjust = motioncor_adjust(total_dose_e_per_a2=args["totaldose"], n_frames_summed=args["nframe"])
     return params, selection_from_args(args), adjust
 
@@ -208,3 +218,10 @@ def params_build(args: ClassicArgs, context: RunContext):
 def main(argv: Sequence[str] | None = None) -> int:
     """Console script ``makeDDAlignMotionCor2_UCSF.py``."""
     return script_main(SPEC, parser_build, params_build, sys.argv[1:] if argv is None else argv)
+
+
+def main_motioncor3(argv: Sequence[str] | None = None) -> int:
+    """Console script ``makeDDAlignMotionCor3.py`` (engine ``motioncor3`` unless configured otherwise)."""
+    return script_main(SPEC_MOTIONCOR3, lambda: parser_build(spec=SPEC_MOTIONCOR3, default_engine="motioncor3"),
+                       lambda args, context: params_build(args, context, spec=SPEC_MOTIONCOR3),
+                       sys.argv[1:] if argv is None else argv)

@@ -106,7 +106,8 @@ class ClassicParser:
 
     def __init__(self, prog: str, description: str) -> None:
         self.parser = _Argparse(prog=prog, description=description, formatter_class=_HelpFormatter,
-                                allow_abbrev=True, add_help=True)
+                                allow_abbrev=True, add_help=True,
+                                usage="%(prog)s --session=NAME --preset=NAME --rundir=DIR [flags] (see below)")
         self.no_effect: dict[str, str] = {}  # dest -> why
         self._groups: dict[str, argparse._ArgumentGroup] = {}
         self._global_flags()

@@ -49,6 +49,7 @@ __all__ = [
 
 #: classic script name -> the module whose main() runs it (used when the name is not on PATH)
 CLASSIC_SCRIPTS = {"makeDDAlignMotionCor2_UCSF.py": "semc.classic.makeddalign",
+                   "makeDDAlignMotionCor3.py": "semc.classic.makeddalign:main_motioncor3",
                    "ctffind4.py": "semc.classic.ctffind4", "ctffind5.py": "semc.classic.ctffind4:main_ctffind5"}
 #: resources when neither the command line nor Dask's ``semc.runjob`` configuration says
 RUNJOB_DEFAULTS = {"partition": None, "cpus": None, "mem": None, "gpus": 0, "walltime_minutes": None,

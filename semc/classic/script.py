@@ -233,7 +233,7 @@ def script_main(spec: ScriptSpec, parser_build: Callable[[], ClassicParser], par
     from semc.cli import django_setup, logging_configure
 
     logging_configure(args["verbose"])
-    no_effect_report(spec.prog, args)
+    no_effect_report(spec.prog, args, extra=["--no-continue"] if args["continue_"] is False else [])
     django_setup()
     job_id = None
     try:

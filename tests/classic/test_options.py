@@ -157,3 +157,18 @@ def test_parameter_usages_are_real_command_line_spellings():
     usages = {name: usage for name, _, usage in param_usages(parser, args)}
     assert usages["bin"] == "--bin=2.0" and usages["wait"] == "--no-wait" and usages["doseweight"] == "--doseweight"
     assert usages["expid"] == "--expId=4" and usages["commit"] == "--commit" and usages["Iter"] == "--Iter=7"
+
+
+def test_the_motioncor3_and_ctffind5_variants_take_the_same_flags():
+    spec = makeddalign.SPEC_MOTIONCOR3
+    parser = makeddalign.parser_build(env={}, spec=spec, default_engine="motioncor3")
+    args = parser.parse(["--session=s", "--forceTiff", "--Patchrows=5"])
+    assert args["engine"] == "motioncor3" and args.no_effect == ("--forceTiff",)
+    params, _, _ = makeddalign.params_build(args, _context("/d/r1"), spec=spec)
+    assert params.engines == {"motioncorrection": "motioncor3"} and params.command_line[0] == spec.prog
+    with pytest.raises(ClassicUsageError, match="--gainfile"):
+        makeddalign.params_build(parser.parse(["--gainfile=/g.mrc"]), _context("/d/r1"), spec=spec)
+    with pytest.raises(ClassicUsageError, match="unknown flag --forceTiff"):
+        _parse("--forceTiff")
+    ctf5 = ctffind4.parser_build(ctffind4.SPEC_CTFFIND5, env={"SEMC_CLASSIC_CTF_ENGINE": "ctffind5"})
+    assert ctf5.parse([])["engine"] == "ctffind5" and ctf5.parser.prog == "ctffind5.py"
