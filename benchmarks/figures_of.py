@@ -180,7 +180,8 @@ def _plot_column(title: str, label_key: str, value_keys: tuple[str, ...], ylabel
         fig, ax = _figure(f"{title} — {caption}", ylabel)
         _bars(ax, [_short(r[label_key]) for r in rows], {k: [number(r[k]) or 0.0 for r in rows] for k in value_keys})
         ax.tick_params(axis="x", labelrotation=20)
-        if log:
+        values = [v for v in (number(r[k]) for r in rows for k in value_keys) if v]
+        if log and values and max(values) / min(values) > 20:  # a wide range: bars on a log axis
             ax.set_yscale("log")
         return _save(fig, path)
 

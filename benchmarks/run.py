@@ -247,15 +247,25 @@ def _plot(outcome: Outcome, size: str) -> Path | None:
 
 
 def summary_entry(outcome: Outcome, plot: Path | None) -> dict:
-    """What the suite's summary says of one benchmark (kept per size in ``results/suite-<size>.json``)."""
-    tables = [t for c in outcome.commands for t in tables_parse(c.stdout)]
-    try:
-        key = KEY_FIGURES[outcome.name](tables, {})
-    except (KeyError, ValueError, AttributeError, TypeError):
-        key = ""
+    """What the suite's summary keeps of one run (per size in ``results/suite-<size>.json``)."""
     return {"status": "ok" if outcome.ok else "FAILED", "wall_s": round(outcome.wall_s, 1),
             "load": [round(outcome.load_before, 1), round(outcome.load_after, 1)], "started": outcome.started,
-            "key": key, "figure": plot.name if plot else None, "commands": [c.text for c in outcome.commands]}
+            "figure": plot.name if plot else None, "commands": [c.text for c in outcome.commands]}
+
+
+def block_read(path: Path, key: str) -> str:
+    """The text of a results file's ``<!-- suite:key -->`` block ('' when it has none)."""
+    text = path.read_text() if path.exists() else ""
+    begin, end = f"<!-- suite:{key}:begin -->", f"<!-- suite:{key}:end -->"
+    return text[text.index(begin) + len(begin): text.index(end)] if begin in text and end in text else ""
+
+
+def key_figures(name: str, size: str) -> str:
+    """The key figures of a benchmark, read from its recorded block (so the summary always matches it)."""
+    try:
+        return KEY_FIGURES[name](tables_parse(block_read(RESULTS / f"{name}.md", size)), {})
+    except (KeyError, ValueError, AttributeError, TypeError):
+        return ""
 
 
 def summary(entries: dict[str, dict], *, size: str, machine_line: str, versions_line: str, commit_line: str) -> str:
@@ -270,7 +280,7 @@ def summary(entries: dict[str, dict], *, size: str, machine_line: str, versions_
     for name in [n for n in BENCHMARKS if n in entries]:
         e = entries[name]
         lines.append(f"| {TITLES[name]} | {e['started']} | {e['status']} | {e['wall_s']:.0f} "
-                     f"| {e['load'][0]:.1f} / {e['load'][1]:.1f} | {e['key'] or 'see its section'} |")
+                     f"| {e['load'][0]:.1f} / {e['load'][1]:.1f} | {key_figures(name, size) or 'see its section'} |")
     figures = [(name, entries[name]["figure"]) for name in BENCHMARKS if entries.get(name, {}).get("figure")]
     if figures:
         lines += [""] + [f"![{TITLES[name]}, size {size}](figures/{figure})" for name, figure in figures]
@@ -286,8 +296,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--timeout", type=float, default=None,
                         help="seconds per command (default 1800 at ci size, 14400 at realistic size)")
     parser.add_argument("--no-merge", action="store_true", help="do not rebuild RESULTS.md")
+    parser.add_argument("--summary-only", action="store_true",
+                        help="run nothing: rebuild results/suite.md and RESULTS.md from the recorded runs")
     args = parser.parse_args(argv)
-    names = list(BENCHMARKS) if not args.only else [n.strip() for n in args.only.split(",") if n.strip()]
+    names = [] if args.summary_only else list(BENCHMARKS) if not args.only else [n.strip() for n in args.only.split(",") if n.strip()]
     unknown = [n for n in names if n not in BENCHMARKS]
     if unknown:
         parser.error(f"unknown benchmark(s) {', '.join(unknown)}; choose among {', '.join(BENCHMARKS)}")
@@ -312,6 +324,9 @@ def main(argv: list[str] | None = None) -> int:
                 entries, size=args.size, machine_line=machine_line, versions_line=versions_line,
                 commit_line=commit_line), title="The benchmark suite (`python benchmarks/run.py`)")
             outcomes.append(outcome)
+    block_replace(RESULTS / "suite.md", args.size, summary(
+        entries, size=args.size, machine_line=machine_line, versions_line=versions_line, commit_line=commit_line),
+        title="The benchmark suite (`python benchmarks/run.py`)")
     if not args.no_merge:
         subprocess.run([sys.executable, str(HERE / "results_merge.py")], check=True)
     failed = [o.name for o in outcomes if not o.ok]
