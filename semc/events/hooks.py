@@ -210,6 +210,9 @@ class ControllerEvents:
                 if snapshot is not None:
                     self.monitor = SessionMonitor.from_state(snapshot, self.settings.rules)
                 observation = None
+        if observation is None and not self.settings.outbox_enabled:
+            yield  # nothing to record: no messages wanted, QC off (or a reconciled line)
+            return
         with transaction.atomic(using=DEFAULT):
             write_lock()
             try:
