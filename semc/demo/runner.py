@@ -215,8 +215,8 @@ def _log_tail(path: Path, n: int = 15) -> str:
 class _Watch:
     """The demo's two children and the loop that watches them and the database."""
 
-    def __init__(self, options: DemoOptions, *, session: str, rundir: Path, logs: Path, out) -> None:
-        self.options, self.session, self.rundir, self.logs, self.out = options, session, rundir, logs, out
+    def __init__(self, options: DemoOptions, *, session: str, rundir: Path, logs: Path) -> None:
+        self.options, self.session, self.rundir, self.logs = options, session, rundir, logs
         self.commands = _commands(options, session=session, rundir=rundir)
         self.context = multiprocessing.get_context("spawn")
         self.microscope = self._spawn("microscope")
@@ -371,7 +371,7 @@ def _demo(options: DemoOptions, *, home: Path, keep: bool, out) -> int:
     out.write(_header(options, home=home, session=session, commands=commands) + "\n")
     out.flush()
     started = time.monotonic()
-    watch = _Watch(options, session=session, rundir=rundir, logs=logs, out=out)
+    watch = _Watch(options, session=session, rundir=rundir, logs=logs)
     display = _Display(out)
     try:
         watch.run(display, started)
