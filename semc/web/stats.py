@@ -324,11 +324,15 @@ def _rejected(run: ProcessingRun | None, ids: Iterable[int]) -> set[int]:
     return rejected_ids(image_ids=ids, tilt_mode=tilt_mode, use_viewer=apply_rejects, use_assessment=apply_rejects)
 
 
-def _step_ids(run: ProcessingRun) -> dict[str, dict[str, set[int]]]:
-    """step -> state -> exposure ids."""
+def _step_ids(run: ProcessingRun, *, done_for: Iterable[str]) -> dict[str, dict[str, set[int]]]:
+    """step -> state -> exposure ids; done lines (most of a run) only for the steps in ``done_for``."""
     result: dict[str, dict[str, set[int]]] = {}
-    for step, state, exposure_id in ExposureStep.objects.filter(run=run).values_list("step", "state", "exposure_id"):
+    lines = ExposureStep.objects.filter(run=run)
+    for step, state, exposure_id in lines.exclude(state=StepState.DONE).values_list("step", "state", "exposure_id"):
         result.setdefault(step, {}).setdefault(state, set()).add(exposure_id)
+    for step in done_for:
+        done = lines.filter(step=step, state=StepState.DONE).values_list("exposure_id", flat=True)
+        result.setdefault(step, {})[StepState.DONE] = set(done)
     return result
 
 
@@ -424,7 +428,7 @@ def session_status(session_id: int, *, window_s: float = 600.0, detail: bool = T
     preset = (run.preset or None) if run is not None else (
         (supervised.parameters.get("preset") if supervised is not None else None) or raw_preset_guess(session_id))
     raw_query = _raw_query(session_id, preset)
-    by_step = _step_ids(run) if run is not None else {}
+    by_step = _step_ids(run, done_for=run.steps if detail else run.steps[-1:]) if run is not None else {}
     sets = _sets(run, set(raw_query.values_list("id", flat=True)), by_step)
     backlog = len(sets.todo - sets.done)
     since = ledger.now() - dt.timedelta(seconds=window_s)
