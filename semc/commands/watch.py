@@ -28,7 +28,8 @@ logger = logging.getLogger(__name__)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("root", help="a session folder, or (--layout usc) a root of <project>/sessions/<user>/<session>/raw")
+    parser.add_argument("root", help="a session folder, or (--layout usc) a root of "
+                                     "<project>/sessions/<user>/<session>/raw")
     where = parser.add_argument_group("layout")
     where.add_argument("--layout", choices=LAYOUTS, default="session",
                        help="session: ROOT is one session; usc: the USC CryoEM service's tree (default: session)")

@@ -29,7 +29,8 @@ class WatchedSession(TimestampedModel):
 
     root = models.TextField(help_text="absolute folder holding the session's raw files")
     root_digest = models.CharField(max_length=40, unique=True)
-    layout = models.CharField(max_length=16, help_text="session (one folder) or usc (<project>/sessions/<user>/<session>/raw)")
+    layout = models.CharField(max_length=16,
+                              help_text="session (one folder) or usc (<project>/sessions/<user>/<session>/raw)")
     session_name = models.CharField(max_length=255, db_index=True, help_text="SessionData.name")
     project_name = models.CharField(max_length=255, blank=True)
     user_name = models.CharField(max_length=255, blank=True)

@@ -246,7 +246,8 @@ def layout_prepare(spec: SessionSpec, *, style: str, directory: Path, staging: P
             text = epu_xml_text(
                 pixel_size_m=units.metre_from_angstrom(movie_spec.pixel_size_angstrom * b), readout=(nx // b, ny // b),
                 binning=b, voltage_v=units.volt_from_kv(movie_spec.optics.voltage_kv),
-                dose_e_per_m2=units.e_per_m2_from_e_per_a2(total), applied_defocus_m=-units.metre_from_angstrom(defocus_a),
+                dose_e_per_m2=units.e_per_m2_from_e_per_a2(total),
+                applied_defocus_m=-units.metre_from_angstrom(defocus_a),
                 exposure_time_s=exposure_s, n_fractions=movie_spec.n_frames, acquired=when, magnification=105000,
                 stage_xyz_m=stage)
         else:

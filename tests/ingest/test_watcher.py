@@ -84,7 +84,8 @@ def _check_gain_orientation(image: m.AcquisitionImageData, exposure) -> None:
 
 
 def test_an_epu_session_arriving_live_registers_complete_movies_once_and_never_the_unfinished(tmp_path, staging):
-    layout = layout_prepare(SPEC, style="epu", directory=tmp_path / "epu1", staging=staging, **FRAMES, gain_orientation=(1, 2))
+    layout = layout_prepare(SPEC, style="epu", directory=tmp_path / "epu1", staging=staging, **FRAMES,
+                            gain_orientation=(1, 2))
     first, slow, truncated, late, last = layout.exposures[:5]
     exposure_place(first)
     options = WatchOptions(overrides=Overrides(gain_rotate=1, gain_flip=2), **FAST)
