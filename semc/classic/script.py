@@ -21,6 +21,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
+from django.core.exceptions import ImproperlyConfigured
+
 from semc.base.errors import ProcessingError
 from semc.classic.options import (
     ClassicArgs,
@@ -253,6 +255,9 @@ def script_main(spec: ScriptSpec, parser_build: Callable[[], ClassicParser], par
     except ProcessingError as exc:
         _job_failed(job_id)
         print(f"{spec.prog}: error: {exc}", file=sys.stderr)
+        return 1
+    except ImproperlyConfigured as exc:  # a configuration error raised while Django read its settings
+        print(f"{spec.prog}: configuration error: {exc}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         _job_failed(job_id)
