@@ -61,10 +61,10 @@ def test_a_bad_grid_square_stops_acquisition_through_the_controller_hook(tmp_pat
         counts = []
         for image, metrics in zip(images, simulated):
             summary = _summary(metrics, image.pk)
-            with CaptureQueriesContext(connections["default"]) as queries:
-                with controller.events.stored("ctfestimation", image.pk, summary):  # exactly as Controller._store
-                    ledger.ledger_done(controller.run, "ctfestimation", image.pk, started_at=None,
-                                       finished_at=None, worker_host="", durations={}, result=summary)
+            with CaptureQueriesContext(connections["default"]) as queries, \
+                    controller.events.stored("ctfestimation", image.pk, summary):  # exactly as Controller._store
+                ledger.ledger_done(controller.run, "ctfestimation", image.pk, started_at=None,
+                                   finished_at=None, worker_host="", durations={}, result=summary)
             counts.append(len(queries))
         controller.shutdown(failed=False)
     verdicts = []
