@@ -15,7 +15,9 @@ resampled to <= 1.4 Å. "1 thread"/"2 threads" is the scipy.fft worker count
 (the search kernel is single-threaded). Rows marked "exhaustive" answer yes to "Slower, more
 exhaustive search?" (the full defocus/astigmatism grid of calc/internal/exhaustive.py; RELION
 3.1 answers yes unless --fast_search), on the 4096 x 4096 micrograph, on the same micrograph
-with 6000 Å of astigmatism, and on the spectrum. Each figure is the median of the repeats
+with 6000 Å of astigmatism, and on the spectrum; the "sample tilt" row adds CTFFIND 5's tilt
+estimation (calc/internal/tilt.py; its time counts in the wall and CPU columns, not in the per-stage split).
+Each figure is the median of the repeats
 after one warm-up call (numba compilation excluded); wall and CPU (process) time
 are both given because the machine's cores are shared with other jobs.
 """
@@ -97,6 +99,10 @@ def main(argv=None) -> int:
     image = _micrograph(shape, TRUTH)
     wall, cpu, result = _time(lambda: estimate_ctf(image, params=exhaustive, workers=1), args.repeats)
     print(_row(f"micrograph {shape[1]}x{shape[0]}, box 512, exhaustive", 1, wall, cpu, result, TRUTH), flush=True)
+    tilt = replace(params, determine_tilt=True)
+    wall, cpu, result = _time(lambda: estimate_ctf(image, params=tilt, workers=1), args.repeats)
+    print(_row(f"micrograph {shape[1]}x{shape[0]}, box 512, with sample tilt (tile scan + plane fit)", 1, wall, cpu, result, TRUTH),
+          flush=True)
     image = _micrograph(shape, LARGE_ASTIGMATISM)
     for label, search in (("default search", params), ("exhaustive", exhaustive)):
         wall, cpu, result = _time(lambda search=search: estimate_ctf(image, params=search, workers=1), args.repeats)

@@ -17,3 +17,12 @@ def micrograph_path(tmp_path_factory):
                                  defocus_2_angstrom=TRUTH["defocus_2"], azimuth_degree=TRUTH["azimuth"], seed=11)
     write_mrc(path, image, pixel_size_angstrom=TRUTH["pixel"])
     return path
+
+
+def relion_micrographs_star(path, *, micrograph="mic1.mrc") -> None:
+    """A RELION 3.1 micrographs STAR file for one micrograph with the optics of ``TRUTH``."""
+    path.write_text(
+        "# version 30001\n\ndata_optics\n\nloop_\n_rlnOpticsGroupName #1\n_rlnOpticsGroup #2\n_rlnMicrographPixelSize #3\n"
+        "_rlnVoltage #4\n_rlnSphericalAberration #5\n_rlnAmplitudeContrast #6\nopticsGroup1 1 1.0 300 2.7 0.07\n\n"
+        f"# version 30001\n\ndata_micrographs\n\nloop_\n_rlnMicrographName #1\n_rlnOpticsGroup #2\n{micrograph} 1\n"
+    )

@@ -18,6 +18,13 @@ def wavelength_angstrom(voltage_kv: float) -> float:
     return 12.2639 / math.sqrt(volts + 0.97845e-6 * volts**2)
 
 
+def _frequencies(shape: tuple[int, int], pixel_size_angstrom: float, voltage_kv: float):
+    """g^2 (1/Å^2) and azimuth (rad) on the rfft2 grid of ``shape``, and the wavelength (Å)."""
+    ky = np.fft.fftfreq(shape[0], d=pixel_size_angstrom)[:, None]
+    kx = np.fft.rfftfreq(shape[1], d=pixel_size_angstrom)[None, :]
+    return kx**2 + ky**2, np.arctan2(ky, kx), wavelength_angstrom(voltage_kv)
+
+
 def synthetic_micrograph(
     *,
     shape: tuple[int, int],
@@ -35,12 +42,7 @@ def synthetic_micrograph(
 ) -> np.ndarray:
     """(ny, nx) float32 Poisson counts whose Thon rings follow the given CTF (rows = y, columns = x)."""
     rng = np.random.default_rng(seed)
-    ny, nx = shape
-    ky = np.fft.fftfreq(ny, d=pixel_size_angstrom)[:, None]
-    kx = np.fft.rfftfreq(nx, d=pixel_size_angstrom)[None, :]
-    g2 = kx**2 + ky**2
-    theta = np.arctan2(ky, kx)
-    lam = wavelength_angstrom(voltage_kv)
+    g2, theta, lam = _frequencies(shape, pixel_size_angstrom, voltage_kv)
     defocus = 0.5 * (defocus_1_angstrom + defocus_2_angstrom
                      + (defocus_1_angstrom - defocus_2_angstrom) * np.cos(2 * (theta - math.radians(azimuth_degree))))
     chi = (math.pi * lam * g2 * defocus - 0.5 * math.pi * cs_mm * 1e7 * lam**3 * g2**2
@@ -71,12 +73,7 @@ def synthetic_tilted_micrograph(
     mean + (-x sin(axis) + y cos(axis)) tan(angle). The image is assembled from ``levels`` CTF-filtered
     copies of one texture, each pixel taken from the copy whose defocus is nearest its own."""
     rng = np.random.default_rng(seed)
-    ny, nx = shape
-    ky = np.fft.fftfreq(ny, d=pixel_size_angstrom)[:, None]
-    kx = np.fft.rfftfreq(nx, d=pixel_size_angstrom)[None, :]
-    g2 = kx**2 + ky**2
-    theta = np.arctan2(ky, kx)
-    lam = wavelength_angstrom(voltage_kv)
+    g2, theta, lam = _frequencies(shape, pixel_size_angstrom, voltage_kv)
     astig = 0.5 * astigmatism_angstrom * np.cos(2 * (theta - math.radians(azimuth_degree)))
     texture = np.fft.rfft2(rng.normal(size=shape))
     y, x = ((np.arange(n) - (n - 1) / 2.0) * pixel_size_angstrom for n in shape)

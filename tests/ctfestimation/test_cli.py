@@ -12,7 +12,7 @@ import pytest
 import starfile
 
 from semc.ctfestimation.cli import ctffind_main
-from tests.ctfestimation.conftest import TRUTH
+from tests.ctfestimation.conftest import TRUTH, relion_micrographs_star
 from tests.realdata import REALDATA
 
 EXE = shutil.which("semc-ctffind")
@@ -27,7 +27,7 @@ def _answers(micrograph, diagnostic, *, box=512, restraint=None, phase=False, ex
 
 
 def _run(args, text, cwd):
-    return subprocess.run([EXE, *args], input=text, capture_output=True, text=True, cwd=cwd, timeout=300)
+    return subprocess.run([EXE, *args], check=False, input=text, capture_output=True, text=True, cwd=cwd, timeout=300)
 
 
 def _txt_row(path):
@@ -155,17 +155,13 @@ def test_help_and_in_process_entry_point(micrograph_path, tmp_path, capsys):
 @pytest.mark.skipif(shutil.which("relion_run_ctffind") is None, reason="RELION 3.1 not installed")
 def test_relion_31_runs_semc_ctffind_as_ctffind4_and_its_star_holds_our_values(micrograph_path, tmp_path):
     shutil.copy(micrograph_path, tmp_path / "mic1.mrc")
-    (tmp_path / "mics.star").write_text(
-        "# version 30001\n\ndata_optics\n\nloop_\n_rlnOpticsGroupName #1\n_rlnOpticsGroup #2\n_rlnMicrographPixelSize #3\n"
-        "_rlnVoltage #4\n_rlnSphericalAberration #5\n_rlnAmplitudeContrast #6\nopticsGroup1 1 1.0 300 2.7 0.07\n\n"
-        "# version 30001\n\ndata_micrographs\n\nloop_\n_rlnMicrographName #1\n_rlnOpticsGroup #2\nmic1.mrc 1\n"
-    )
+    relion_micrographs_star(tmp_path / "mics.star")
     # RELION 3.1 runs the here-document script with csh unless RELION_SHELL says otherwise (csh is not installed here)
     env = {**os.environ, "RELION_SHELL": "bash"}
     done = subprocess.run(
         ["relion_run_ctffind", "--i", "mics.star", "--o", "CtfFind/", "--ctffind_exe", EXE, "--is_ctffind4", "--Box", "512",
          "--ResMin", "30", "--ResMax", "4", "--dFMin", "5000", "--dFMax", "40000", "--FStep", "200", "--dAst", "100"],
-        cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300,
+        check=False, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300,
     )
     assert done.returncode == 0, done.stdout + done.stderr
     script = (tmp_path / "CtfFind" / "mic1_ctffind4.com").read_text()
@@ -222,7 +218,7 @@ def test_relion_31_given_spectrum_route_runs_amplitude_spectrum_input_and_matche
     done = subprocess.run(
         ["relion_run_ctffind", "--i", "mics.star", "--o", "CtfFind/", "--ctffind_exe", EXE, "--is_ctffind4", "--use_given_ps",
          "--Box", "512", "--ResMin", "30", "--ResMax", "5", "--dFMin", "5000", "--dFMax", "50000", "--FStep", "500", "--dAst", "100"],
-        cwd=tmp_path, env={**os.environ, "RELION_SHELL": "bash"}, capture_output=True, text=True, timeout=300,
+        check=False, cwd=tmp_path, env={**os.environ, "RELION_SHELL": "bash"}, capture_output=True, text=True, timeout=300,
     )
     assert done.returncode == 0, done.stdout + done.stderr
     assert "--amplitude-spectrum-input" in (tmp_path / "CtfFind" / "mic21_PS_ctffind4.com").read_text()

@@ -14,7 +14,7 @@ import pytest
 import starfile
 
 from semc.base.io import write_mrc
-from tests.ctfestimation.conftest import TRUTH
+from tests.ctfestimation.conftest import TRUTH, relion_micrographs_star
 from tests.ctfestimation.synthetic import synthetic_micrograph
 
 EXE = shutil.which("semc-ctffind")
@@ -122,11 +122,7 @@ def test_both_old_school_flags_are_refused(tmp_path):
 def test_relion_31_runs_semc_ctffind_as_its_ctffind3_and_its_star_holds_our_values(micrograph_path, tmp_path):
     """Without --is_ctffind4, RELION writes CTFFIND 3's lines and reads the "Final Values" line of the log."""
     shutil.copy(micrograph_path, tmp_path / "mic1.mrc")
-    (tmp_path / "mics.star").write_text(
-        "# version 30001\n\ndata_optics\n\nloop_\n_rlnOpticsGroupName #1\n_rlnOpticsGroup #2\n_rlnMicrographPixelSize #3\n"
-        "_rlnVoltage #4\n_rlnSphericalAberration #5\n_rlnAmplitudeContrast #6\nopticsGroup1 1 1.0 300 2.7 0.07\n\n"
-        "# version 30001\n\ndata_micrographs\n\nloop_\n_rlnMicrographName #1\n_rlnOpticsGroup #2\nmic1.mrc 1\n"
-    )
+    relion_micrographs_star(tmp_path / "mics.star")
     done = subprocess.run(
         ["relion_run_ctffind", "--i", "mics.star", "--o", "CtfFind/", "--ctffind_exe", f"{EXE} --old-school-input",
          "--Box", "512", "--ResMin", "30", "--ResMax", "4", "--dFMin", "5000", "--dFMax", "40000", "--FStep", "200", "--dAst", "100"],
