@@ -1,4 +1,12 @@
-"""Fit CTFFIND's parameters to a background-subtracted spectrum: 1D search, 2D grid, refinement."""
+"""Fit CTFFIND's parameters to a background-subtracted spectrum: 1D search, 2D grid, refinement.
+
+Default search: a 1D brute force over defocus (and phase shift) on the rotational average, a grid
+of astigmatism around it, then a multi-start Nelder-Mead cascade on more and more spectrum pixels.
+With ``exhaustive_search`` ("Slower, more exhaustive search?") the 1D search is skipped: the full
+(mean, x, y[, phase]) grid of :mod:`exhaustive` is scored against the 2D spectrum, its best local
+maxima are refined at the grid's band, then by the same cascade. A refined phase shift is brought
+back into [min, min + pi), the interval |CTF| cannot tell apart.
+"""
 
 from __future__ import annotations
 
