@@ -435,8 +435,15 @@ class SignalPolicy:
             signal.signal(sig, handler)
 
 
-def loop_run(params: LoopParams, *, cluster_backend: str | None = None, n_workers: int | None = None) -> int:
-    """Run the controller until it is finished or stopped; returns the exit status (0 clean, 1 failed)."""
+def loop_run(params: LoopParams, *, cluster_backend: str | None = None, n_workers: int | None = None,
+             controller_factory: Callable[[LoopParams, Any], Controller] | None = None,
+             dry_run: Callable[[LoopParams, Any], int] | None = None) -> int:
+    """Run the controller until it is finished or stopped; returns the exit status (0 clean, 1 failed).
+
+    ``controller_factory(params, cluster)`` builds the controller (the classic scripts pass a
+    subclass that selects images); ``dry_run(params, cluster)`` runs ``commit=False`` runs
+    (default: the classic dry run, which writes no database row at all).
+    """
     from pathlib import Path
 
     from semc.base.runlock import RunDirLock
@@ -445,11 +452,11 @@ def loop_run(params: LoopParams, *, cluster_backend: str | None = None, n_worker
     with RunDirLock(params.rundir):
         cluster = cluster_open(cluster_backend, rundir=Path(params.rundir), n_workers=n_workers)
         if not params.commit:  # a dry run writes no database row at all, so it does not use the Controller
-            from semc.classic.dryrun import dry_run
-
+            if dry_run is None:
+                from semc.classic.dryrun import dry_run
             with cluster:
                 return dry_run(params, cluster)
-        controller = Controller(params, cluster)
+        controller = (controller_factory or Controller)(params, cluster)
         failed = False
         try:
             controller.prepare()

@@ -13,13 +13,12 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from pathlib import Path
 
 from semc.base.errors import ProcessingError
 from semc.base.exposure import ExposureInputs
 from semc.classic.remote import error_raise
 from semc.classic.selection import ImageSelection, excluded_ids
-from semc.loop import Controller, LoopParams, SignalPolicy
+from semc.loop import Controller, LoopParams
 from semc.pipeline import PipelineConfig
 
 __all__ = ["Adjust", "ClassicController", "adjusted_submit", "classic_loop_run"]
@@ -79,26 +78,9 @@ def classic_loop_run(params: LoopParams, *, selection: ImageSelection | None = N
                      adjust: Adjust | None = None, cluster_backend: str | None = None,
                      n_workers: int | None = None) -> int:
     """Run a classic script's controller until finished or stopped (exit status 0), or its dry run."""
-    from semc.base.runlock import RunDirLock
-    from semc.cluster import cluster_open
+    from semc.classic.dryrun import dry_run
+    from semc.loop import loop_run
 
-    with RunDirLock(params.rundir), \
-            cluster_open(cluster_backend, rundir=Path(params.rundir), n_workers=n_workers) as cluster:
-        if not params.commit:
-            from semc.classic.dryrun import dry_run
-
-            return dry_run(params, cluster, selection=selection, adjust=adjust)
-        controller = ClassicController(params, cluster, selection=selection, adjust=adjust)
-        failed = False
-        try:
-            controller.prepare()
-            with SignalPolicy(controller):
-                controller.run_loop()
-        except BaseException:
-            failed = True
-            logger.exception("the controller failed")
-            raise
-        finally:
-            if hasattr(controller, "job"):
-                controller.shutdown(failed=failed)
-    return 0
+    return loop_run(params, cluster_backend=cluster_backend, n_workers=n_workers,
+                    controller_factory=lambda p, c: ClassicController(p, c, selection=selection, adjust=adjust),
+                    dry_run=lambda p, c: dry_run(p, c, selection=selection, adjust=adjust))
