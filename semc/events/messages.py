@@ -219,7 +219,7 @@ def envelope_from_json(text: str | bytes) -> Envelope:
     Raises
     ------
     ValueError
-        Not JSON, not an SEMC envelope, an unknown type or a newer major version.
+        Not JSON, not an SEMC envelope, an unknown type, a newer major version or a missing field.
     """
     data = json.loads(text)
     if not isinstance(data, dict) or not {"id", "type", "version", "seq", "run", "payload"} <= set(data):
@@ -240,7 +240,10 @@ def _build(cls: type, data: dict[str, Any]) -> Any:
         if f.name == "findings":
             value = [_build(Finding, v) for v in value]
         values[f.name] = value
-    return cls(**values)
+    try:
+        return cls(**values)
+    except TypeError as exc:  # a required field is missing
+        raise ValueError(f"{cls.__name__}: {exc}") from None
 
 
 # --- JSON Schema ------------------------------------------------------------------------------------------
