@@ -224,6 +224,7 @@ class _Watch:
         self.problems: list[str] = []
         self.stopping = False
         self.settled_at: float | None = None
+        self.microscope_failed = False
 
     def _spawn(self, role: str):
         process = self.context.Process(target=child_main, name=f"semc-demo-{role}",
@@ -250,21 +251,32 @@ class _Watch:
         if self.stopping:
             return
         reason = None
-        if self.microscope.exitcode not in (None, 0):
-            reason = f"the microscope failed (exit {self.microscope.exitcode}); see {self.logs / 'microscope.log'}"
-        elif elapsed > self.options.time_limit_s:
+        if self.microscope.exitcode not in (None, 0) and not self.microscope_failed:
+            self.microscope_failed = True  # the daemon still processes what arrived, then is stopped
+            self.problems.append(f"the microscope failed (exit {self.microscope.exitcode}): "
+                                 f"{_log_tail(self.logs / 'microscope.log', 1).strip()} "
+                                 f"(log: {self.logs / 'microscope.log'})")
+        if elapsed > self.options.time_limit_s:
             reason = f"time limit of {self.options.time_limit_s:.0f} s reached (--timeout)"
-        elif self.microscope.exitcode == 0 and run_settled(run_find(str(self.rundir)), self.options.exposures):
-            # everything done or quarantined: nothing more will happen. All done: the daemon stops by
-            # itself (--limit), so only a daemon still running a while later is stopped
+        elif self.microscope.exitcode is not None and run_settled(run_find(str(self.rundir)), self._expected()):
+            # everything that arrived is done or quarantined: nothing more will happen. All done: the daemon
+            # stops by itself (--limit), so only a daemon still running a while later is stopped
             self.settled_at = self.settled_at or elapsed
-            if self._quarantined() or elapsed - self.settled_at > _SELF_STOP_S:
+            if self.microscope_failed or self._quarantined() or elapsed - self.settled_at > _SELF_STOP_S:
                 reason = ""
         if reason is not None:
             if reason:
                 self.problems.append(reason)
             self.stopping = True
             self.daemon.terminate()  # SIGTERM: the daemon lets work in flight finish
+
+    def _expected(self) -> int:
+        """Exposures the daemon will get: all of them, or those written before the microscope failed."""
+        if not self.microscope_failed:
+            return self.options.exposures
+        from semc import models as m
+
+        return m.AcquisitionImageData.objects.filter(session__name=self.session, preset__name=DEMO_PRESET).count()
 
     def _quarantined(self) -> bool:
         from semc.demo.collect import run_find
