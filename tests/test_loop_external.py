@@ -23,8 +23,11 @@ from semc.models.semc import ExposureStep, ProcessingRun, StepState
 from semc.pipeline import PipelineConfig
 from tests.ctfestimation.test_external_contract import TRUTH, synthetic_micrograph
 from tests.factories import session_populate
-from tests.test_loop import FRAMES, SIZE, _movie, _run
 from tests.test_loop import _params as _motion_params
+from tests.test_loop import (
+    _run,
+    session,  # noqa: F401 - the fixture of small movies moving by a known step
+)
 
 FAKE_GCTF = Path(__file__).resolve().parent / "data" / "gctf" / "fake_gctf.py"
 N_IMAGES = 2
@@ -39,7 +42,7 @@ def daemon(test):
     """A daemon test: real LocalCluster, committed transactions, slow, and semc-ctffind installed."""
     for mark in (pytest.mark.django_db(databases="__all__", transaction=True), pytest.mark.slow, needs_ctffind):
         test = mark(test)
-    return pytest.mark.usefixtures("session")(test)
+    return pytest.mark.usefixtures("micrograph_session")(test)
 
 
 @pytest.fixture(autouse=True)
@@ -52,7 +55,7 @@ def _engines_unset(monkeypatch):
 
 
 @pytest.fixture
-def session(tmp_path):
+def micrograph_session(tmp_path):
     images = tmp_path / "leginon"
     images.mkdir()
     populated = session_populate(n_images=N_IMAGES, frame_path=str(tmp_path / "frames"), image_path=str(images))
@@ -160,7 +163,7 @@ def test_a_crashing_ctffind_quarantines_its_exposures_with_a_typed_error_and_the
     assert 1 <= len(probes.read_text().split()) <= 2 < N_IMAGES + 1
 
 
-@pytest.mark.usefixtures("session")
+@pytest.mark.usefixtures("micrograph_session")
 @pytest.mark.django_db(databases="__all__")
 def test_a_missing_program_stops_the_run_at_start_up_naming_the_setting(tmp_path, monkeypatch):
     monkeypatch.setenv("SEMC_CTFFIND4_EXE", str(tmp_path / "ctffind-not-installed"))
@@ -209,27 +212,11 @@ def test_the_timeout_comes_from_the_configuration_and_unknown_engines_are_refuse
         loop_params_from_args(_loop_args("--external-timeout", "0"))
 
 
-@pytest.fixture
-def movie_session(tmp_path):
-    """tests/test_loop.py's session: small movies whose content moves by a known step per frame."""
-    frames, images = tmp_path / "frames", tmp_path / "leginon"
-    frames.mkdir(), images.mkdir()
-    populated = session_populate(n_images=N_IMAGES, frame_path=str(frames), image_path=str(images))
-    m.CameraEMData.objects.update(dimension_x=SIZE, dimension_y=SIZE, binning_x=1, binning_y=1, nframes=FRAMES,
-                                  tiff_frames=False, exposure_time=None, frame_time=None, use_frames=None)
-    m.CorrectorPlanData.objects.update(bad_cols="()", bad_pixels="()")
-    m.AcquisitionImageData.objects.update(norm=None)
-    m.PixelSizeCalibrationData.objects.update(pixelsize=1.0e-10)
-    for index, image in enumerate(populated.images):
-        _movie(frames / f"{image.filename}.frames.mrc", seed=index)
-    return populated
-
-
 @pytest.mark.django_db(databases="__all__", transaction=True)
 @pytest.mark.slow
 @needs_ctffind
-def test_chained_after_motion_correction_ctffind4_fits_the_aligned_sum_the_builtin_would(tmp_path, monkeypatch,
-                                                                                        movie_session):
+@pytest.mark.usefixtures("session")  # tests/test_loop.py's movies, moving by a known step
+def test_chained_after_motion_correction_ctffind4_fits_the_aligned_sum_the_builtin_would(tmp_path, monkeypatch):
     from semc.ctfestimation.api import estimate_ctf
     from semc.ctfestimation.calc.external import CtffindResult, apctfdata_values_from_ctffind
 
@@ -238,12 +225,13 @@ def test_chained_after_motion_correction_ctffind4_fits_the_aligned_sum_the_built
     ctf = ctf_task_config(rundir=base.rundir, box=128, resmin=30.0, resmax=6.0, defocus_range=(5000.0, 40000.0),
                           engine="ctffind4")
     steps = ("motioncorrection", "ctfestimation")
-    _run(_motion_params(tmp_path, steps=steps, engines={"motioncorrection": "builtin", "ctfestimation": "ctffind4"},
+    _run(_motion_params(tmp_path, steps=steps, limit=N_IMAGES,
+                        engines={"motioncorrection": "builtin", "ctfestimation": "ctffind4"},
                         pipeline=PipelineConfig(steps=steps, motioncorrection=base.pipeline.motioncorrection,
                                                 ctfestimation=ctf)))
     rows = list(m.ApCtfData.objects.all())
-    assert len(rows) == N_IMAGES
-    image_path = Path(movie_session.session.image_path)
+    assert len(rows) == N_IMAGES == m.ApDDAlignImagePairData.objects.count() // 2  # pairs: -a and -a-DW
+    image_path = Path(m.SessionData.objects.get(name="26nov23a").image_path)
     for row in rows:
         aligned = m.AcquisitionImageData.objects.get(pk=row.image_id)
         assert aligned.filename.endswith("-a")
@@ -259,4 +247,5 @@ def test_chained_after_motion_correction_ctffind4_fits_the_aligned_sum_the_built
     run = ProcessingRun.objects.get()
     assert set(run.engine_versions) == {"motioncorrection", "ctfestimation"}
     assert "semc-ctffind" in run.engine_versions["ctfestimation"]
-    assert {line.state for line in ExposureStep.objects.all()} == {StepState.DONE}
+    for step in steps:  # --limit: the first N_IMAGES exposures, the rest left pending
+        assert ExposureStep.objects.filter(step=step, state=StepState.DONE).count() == N_IMAGES
