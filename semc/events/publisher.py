@@ -222,6 +222,7 @@ class OutboxPublisher:
         self.batch, self.lease_s, self.webhook_timeout_s = batch, lease_s, webhook_timeout_s
         self.transport: Transport | None = None
         self.published = 0
+        self.idle_close_s = 20.0  # below RabbitMQ's default heartbeat timeout (60 s)
 
     def close(self) -> None:
         if self.transport is not None:
@@ -307,11 +308,15 @@ class OutboxPublisher:
         """Drain until ``stop`` is set: at once when woken, else every ``poll_s``; back off while the
         broker is away."""
         wake = wake or threading.Event()
-        failures, last_prune = 0, 0.0
+        failures, last_prune, last_sent = 0, 0.0, time.monotonic()
         while not stop.is_set():
             wait_s = poll_s
             try:
-                self.drain()
+                if self.drain():
+                    last_sent = time.monotonic()
+                elif self.transport is not None and time.monotonic() - last_sent > self.idle_close_s:
+                    self.transport.close()  # an idle connection would miss the broker's heartbeats
+                    self.transport = None
                 failures = 0
             except BrokerUnavailable as exc:
                 failures += 1

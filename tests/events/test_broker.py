@@ -162,3 +162,28 @@ def test_stomp_publishing_waits_for_receipts_and_keeps_order(stomp_url, topic_pr
     finally:
         consumer.disconnect()
     assert [g["id"] for g in got] == ids and [g["payload"]["pid"] for g in got] == list(range(5))
+
+
+def test_an_idle_connection_is_closed_and_reopened_for_the_next_message(amqp_url, topic_prefix):
+    run = ProcessingRun.objects.create(name="run3", rundir="/data/run3", session_id=1, session_name="26nov23a")
+    ref = msg.RunRef(run_id=run.pk, run_name="run3", rundir="/data/run3", session_id=1, session_name="26nov23a",
+                     preset="enn", host="head1")
+    subscriber = VerdictSubscriber(amqp_url, queue=f"{topic_prefix}.idle", bindings=(f"{topic_prefix}.#",))
+    thread = PublisherThread(EventSettings(broker_url=amqp_url, topic_prefix=topic_prefix), poll_s=0.1)
+    thread.publisher.idle_close_s = 0.5
+    thread.start()
+    try:
+        ids = []
+        for _ in range(2):
+            with transaction.atomic():
+                ids.append(outbox_emit(run, ref, msg.RunState(state="started", steps=[], pid=1), prefix=topic_prefix))
+            thread.wake()
+            deadline = time.monotonic() + 10
+            while thread.publisher.transport is not None or OutboxMessage.objects.filter(published_at=None).exists():
+                assert time.monotonic() < deadline, "not published, or the idle connection was kept"
+                time.sleep(0.1)
+        received = _collect(subscriber, idle_s=1.0)
+    finally:
+        thread.stop(drain_timeout_s=2)
+        subscriber.close()
+    assert [r["id"] for r in received] == ids
