@@ -119,15 +119,17 @@ def thumbnail_png(image: np.ndarray, path: str | os.PathLike, *, size_px: int = 
 
     Row 0 of the array is at the bottom (the MRC convention myamiweb shows). Returns the written path.
     """
-    from matplotlib.image import imsave
+    from PIL import Image  # matplotlib's own image library
 
     path = Path(path)
     data = np.asarray(image, dtype=np.float32)
     factor = max(1, int(np.ceil(max(data.shape) / size_px)))
     small = block_mean(data, factor)
     low, high = _grey_limits(small, clip_sigma)
+    scaled = np.clip((np.nan_to_num(small, nan=low) - low) / (high - low), 0.0, 1.0)
+    grey = np.ascontiguousarray((scaled[::-1] * 255.0 + 0.5).astype(np.uint8))  # row 0 at the bottom
     tmp = path.with_name(f".{path.stem}.tmp{os.getpid()}{path.suffix}")
-    imsave(tmp, np.nan_to_num(small, nan=low), cmap="gray", vmin=low, vmax=high, origin="lower", format="png")
+    Image.fromarray(grey).save(tmp, format="PNG", optimize=True)  # 8-bit grey ("L"): a quarter of RGBA
     os.replace(tmp, path)
     return path
 

@@ -44,9 +44,9 @@ def test_thumbnail_is_small_grey_and_keeps_the_mrc_orientation(tmp_path):
     path = thumbnail_png(image, tmp_path / "t.png", size_px=256)
     assert _is_png(path)
     picture = imread(path)
-    assert max(picture.shape[:2]) <= 256 and picture.shape[0] > picture.shape[1]
-    assert np.allclose(picture[..., 0], picture[..., 1]) and np.allclose(picture[..., 1], picture[..., 2])
-    assert picture[0, :, 0].mean() > 0.9 and picture[-1, :, 0].mean() < 0.6
+    assert picture.ndim == 2  # one grey channel
+    assert max(picture.shape) <= 256 and picture.shape[0] > picture.shape[1]
+    assert picture[0].mean() > 0.9 and picture[-1].mean() < 0.6
 
 
 def test_spectrum_rings_are_drawn_where_the_phase_crosses_multiples_of_pi(tmp_path):

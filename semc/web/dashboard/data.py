@@ -14,7 +14,7 @@ import datetime as dt
 import logging
 import math
 import os
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -124,11 +124,15 @@ class CtfPoint:
     cross_correlation: float | None
 
 
-def ctf_points(session_id: int, acerun: m.ApAceRunData | None) -> list[CtfPoint]:
-    """The run's CTF results in acquisition order."""
+def ctf_points(session_id: int, acerun: m.ApAceRunData | None, *,
+               image_ids: Iterable[int] | None = None) -> list[CtfPoint]:
+    """The run's CTF results (of the given images only, when named) in acquisition order."""
     if acerun is None:
         return []
-    rows = list(m.ApCtfData.objects.filter(acerun=acerun).order_by("id").values_list(
+    query = m.ApCtfData.objects.filter(acerun=acerun)
+    if image_ids is not None:
+        query = query.filter(image_id__in=sorted(set(image_ids)))
+    rows = list(query.order_by("id").values_list(
         "id", "image_id", "defocus1", "defocus2", "angle_astigmatism", "ctffind4_resolution", "cross_correlation"))
     sources = _sources_of([r[1] for r in rows])
     times = _times(sources.values())
@@ -170,12 +174,16 @@ def path_length(xs: list[float], ys: list[float]) -> float:
     return sum(math.hypot(xs[i + 1] - xs[i], ys[i + 1] - ys[i]) for i in range(len(xs) - 1))
 
 
-def drift_points(session_id: int, ddstackrun: m.ApDDStackRunData | None) -> list[DriftPoint]:
-    """Total drift of each aligned exposure of the run, in acquisition order."""
+def drift_points(session_id: int, ddstackrun: m.ApDDStackRunData | None, *,
+                 image_ids: Iterable[int] | None = None) -> list[DriftPoint]:
+    """Total drift of each aligned exposure of the run (of the given aligned images only, when named),
+    in acquisition order."""
     if ddstackrun is None:
         return []
-    stats = {s.image_id: s for s in m.ApDDAlignStatsData.objects.filter(ddstackrun=ddstackrun)
-             .select_related("trajectory").order_by("id")}
+    query = m.ApDDAlignStatsData.objects.filter(ddstackrun=ddstackrun)
+    if image_ids is not None:
+        query = query.filter(image_id__in=sorted(set(image_ids)))
+    stats = {s.image_id: s for s in query.select_related("trajectory").order_by("id")}
     sources = _sources_of(list(stats))
     times = _times(sources.values())
     origin = session_start(session_id)

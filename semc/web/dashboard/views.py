@@ -59,6 +59,7 @@ ASSETS = {"dashboard.js": ("dashboard.js", "text/javascript; charset=utf-8"),
           "dashboard.css": ("dashboard.css", "text/css; charset=utf-8")}
 LOGIN_URL = reverse_lazy("dashboard:login")
 POLL_DEFAULT_S = 5.0
+LIST_POLL_DEFAULT_S = 15.0  # the list computes every session's status: poll it less often
 THUMBNAILS = 6
 FAILURES_SHOWN = 50
 
@@ -95,12 +96,13 @@ def _may_see(user, session_id: int) -> bool:
     return stats.session_visible(project_id=_project_of(session_id), session_id=session_id, username=user.username)
 
 
-def _poll_seconds(request: HttpRequest) -> float:
+def _poll_seconds(request: HttpRequest, *, default: float = POLL_DEFAULT_S) -> float:
+    """The page's poll period: ``?poll=<seconds>``, 1 to 60 s."""
     try:
-        value = float(request.GET.get("poll", POLL_DEFAULT_S))
+        value = float(request.GET.get("poll", default))
     except ValueError:
-        return POLL_DEFAULT_S
-    return min(60.0, max(1.0, value)) if math.isfinite(value) else POLL_DEFAULT_S
+        return default
+    return min(60.0, max(1.0, value)) if math.isfinite(value) else default
 
 
 def _int_param(request: HttpRequest, name: str) -> int | None:
@@ -115,7 +117,7 @@ def _sessions_context(request: HttpRequest) -> dict:
         rows = stats.session_list(limit=200)
     else:
         rows = stats.session_list(username=user.username, limit=200)
-    return {"sessions": rows, "poll_s": _poll_seconds(request)}
+    return {"sessions": rows, "poll_s": _poll_seconds(request, default=LIST_POLL_DEFAULT_S)}
 
 
 @dashboard_view
@@ -164,8 +166,12 @@ def _session_context(request: HttpRequest, session: m.SessionData) -> dict:
     with data.session_appion(session.pk):
         runs = data.classic_runs(session.pk, run)
         micrographs = data.newest_micrographs(runs.ddstackrun, THUMBNAILS)
-        ctfs = {p.image_id: p for p in data.ctf_points(session.pk, runs.acerun)}
-        drifts = {p.aligned_id: p for p in data.drift_points(session.pk, runs.ddstackrun)}
+        shown = [i for mg in micrographs for i in (mg.aligned_id, mg.source_id)]
+        ctfs = {p.image_id: p for p in data.ctf_points(session.pk, runs.acerun, image_ids=shown)}
+        drifts = {p.aligned_id: p for p in data.drift_points(session.pk, runs.ddstackrun, image_ids=shown)}
+        counts = {"ctf_count": m.ApCtfData.objects.filter(acerun=runs.acerun).count() if runs.acerun else 0,
+                  "drift_count": (m.ApDDAlignStatsData.objects.filter(ddstackrun=runs.ddstackrun).count()
+                                  if runs.ddstackrun else 0)}
         plot_versions = {kind: pictures.session_version(session.pk, run, kind, runs) for kind in pictures.SESSION_KINDS}
     selected = _int_param(request, "exposure")
     selected_name = (m.AcquisitionImageData.objects.filter(pk=selected, session_id=session.pk)
@@ -187,7 +193,7 @@ def _session_context(request: HttpRequest, session: m.SessionData) -> dict:
         "newest": newest, "selected": selected, "selected_name": selected_name, "plots": plots,
         "pipeline_plots": [p for p in plots if p.kind in ("backlog", "throughput", "latency")],
         "science_plots": [p for p in plots if p.kind not in ("backlog", "throughput", "latency")],
-        "ctf_count": len(ctfs), "drift_count": len(drifts), "poll_s": _poll_seconds(request),
+        **counts, "poll_s": _poll_seconds(request),
         "page_url": reverse("dashboard:session", args=[session.pk]) + (f"?{query}" if query else ""),
     }
 

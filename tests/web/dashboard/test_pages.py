@@ -289,3 +289,29 @@ def test_the_spectrum_rings_sit_on_the_fitted_ctf_zeros(staff, processed_session
     r1 = g1 * box * pixel
     assert np.min(np.abs(radius_px - r1)) < 2.5
     assert np.all(radius_px > 0.8 * r1 * math.sqrt(min(ctf.defocus1, ctf.defocus2) / max(ctf.defocus1, ctf.defocus2)))
+
+
+def test_a_session_without_any_run_and_one_processed_by_classic_appion_alone(staff):
+    from tests.factories import appion_results_populate
+
+    fresh = session_populate(name="fresh26a", n_images=2)
+    html = staff.get(reverse("dashboard:session", args=[fresh.session.pk])).content.decode()
+    assert _tile(html, "raw") == "2" and _tile(html, "processed") == "0" and _tile(html, "state") == "needs_processing"
+    assert "No aligned micrographs yet." in html and "No failures." in html and "0 CTF fits, 0 aligned" in html
+    for kind in pictures.SESSION_KINDS:  # empty plots say so instead of failing
+        _png(staff.get(reverse("dashboard:session_plot", args=[fresh.session.pk, kind])))
+    classic = session_populate(name="classic26a", n_images=3)
+    appion_results_populate(classic)  # rows as classic Appion wrote them, no SEMC run
+    html = staff.get(reverse("dashboard:session", args=[classic.session.pk])).content.decode()
+    assert "3 CTF fits, 3 aligned" in html
+    with data.session_appion(classic.session.pk):
+        runs = data.classic_runs(classic.session.pk, None)
+        points = data.ctf_points(classic.session.pk, runs.acerun)
+        drift = data.drift_points(classic.session.pk, runs.ddstackrun)
+    assert [p.defocus_um for p in points] == pytest.approx([1.5] * 3)
+    assert [p.astigmatism_angstrom for p in points] == pytest.approx([1000.0] * 3)
+    assert [p.resolution_angstrom for p in points] == pytest.approx([3.9] * 3)
+    # positions (0, 0), (0.5, -0.25), (1, -0.5) px at 0.826 Å/px: two steps of 0.559 px
+    assert [p.total_angstrom for p in drift] == pytest.approx([2 * math.hypot(0.5, 0.25) * 0.826] * 3)
+    _png(staff.get(reverse("dashboard:session_plot", args=[classic.session.pk, "defocus"])))
+    _png(staff.get(reverse("dashboard:exposure_picture", args=[classic.images[0].pk, "drift"])))
