@@ -116,7 +116,9 @@ class Controller:
 
         self.session = session_get(self.params.session)
         self.project_id = self.params.project_id or _project_of_session(self.session.pk)
-        self.engine_versions = _engine_versions(self.params.engines)
+        from semc.base.engines import engine_versions
+
+        self.engine_versions = engine_versions(self.params.engines)  # a missing program stops the run here
         self.run = ledger.run_open(
             name=self.params.runname, rundir=self.params.rundir, session_id=self.session.pk,
             session_name=self.session.name, project_id=self.project_id, preset=self.params.preset or "",
@@ -380,17 +382,6 @@ class Controller:
 
 def _steps_config(config: PipelineConfig, steps: tuple[str, ...]) -> PipelineConfig:
     return PipelineConfig(steps=steps, motioncorrection=config.motioncorrection, ctfestimation=config.ctfestimation)
-
-
-def _engine_versions(engines: dict[str, str]) -> dict[str, str]:
-    """Resolve each step's engine once, at start-up (a missing or unsupported program stops the run here)."""
-    from semc.base.engines import engine_resolve
-
-    versions = {}
-    for step, name in engines.items():
-        spec = engine_resolve(step, name)
-        versions[step] = f"{spec.executable} ({spec.version})" if spec.external else f"{name} (semc)"
-    return versions
 
 
 def _filenames(ids: list[int]) -> list[tuple[int, str]]:
