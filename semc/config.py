@@ -107,8 +107,9 @@ SETTINGS: tuple[Setting, ...] = (
             "published messages are deleted from the outbox after this many days"),
     Setting("qc.enabled", "SEMC_QC", "bool", True, "quality control of each run's results"),
     Setting("qc.rules", "SEMC_QC_RULES", "path", None, "TOML file of QC rules (default: the built-in rules)"),
-    Setting("qc.assess", "SEMC_QC_ASSESS", "bool", True,
-            "write QC keep/reject as classic ApAssessmentData rows (never over an existing assessment)"),
+    Setting("qc.assess", "SEMC_QC_ASSESS", "bool", False,
+            "write QC keep/reject as classic ApAssessmentData rows (never over an existing assessment); "
+            "off by default: classic Appion never hid an image by itself"),
     Setting("qc.notify_email", "SEMC_QC_NOTIFY_EMAIL", "list", [],
             "addresses e-mailed on a session verdict (Django's EMAIL_* settings)"),
     Setting("qc.webhook_url", "SEMC_QC_WEBHOOK_URL", "str", None,

@@ -13,10 +13,6 @@ import pytest
 ROOT = Path(__file__).resolve().parents[2]
 
 
-def pytest_configure(config):
-    config.addinivalue_line("markers", "rabbitmq: needs the test RabbitMQ (eval \"$(scripts/rabbitmq-up.sh)\")")
-
-
 def pytest_collection_modifyitems(config, items):
     if os.environ.get("SEMC_TEST_AMQP_URL"):
         return

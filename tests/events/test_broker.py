@@ -49,7 +49,7 @@ def test_a_session_processed_by_the_daemon_arrives_in_order_with_its_schema(tmp_
     config = settings.SEMC_CONFIG
     settings.SEMC_CONFIG = dataclasses.replace(config, values={
         **config.values, "events.broker_url": amqp_url, "events.topic_prefix": topic_prefix,
-        "events.progress_interval_s": 0})
+        "events.progress_interval_s": 0, "qc.assess": True})
     subscriber = VerdictSubscriber(amqp_url, queue=f"{topic_prefix}.all", bindings=(f"{topic_prefix}.#",))
     try:
         controller = _run(_params(tmp_path))

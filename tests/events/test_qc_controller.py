@@ -38,7 +38,7 @@ def _summary(metrics, image_id: int) -> dict:
 def test_a_bad_grid_square_stops_acquisition_through_the_controller_hook(tmp_path, amqp_url, topic_prefix, settings):
     config = settings.SEMC_CONFIG
     settings.SEMC_CONFIG = dataclasses.replace(config, values={
-        **config.values, "events.broker_url": amqp_url, "events.topic_prefix": topic_prefix})
+        **config.values, "events.broker_url": amqp_url, "events.topic_prefix": topic_prefix, "qc.assess": True})
     populated = session_populate(n_images=N)
     images = populated.images
     simulated = simulated_session(N, seed=4, faults=(Fault("bad_square", SQUARE, length=6),))
