@@ -326,14 +326,16 @@ class Controller:
                           limit=limit, live=live, reverse=self.params.reverse, newest_next=self.newest_next)
 
     def finished(self) -> bool:
-        """Whether the run is over: the limit is reached, or (``--no-wait``) nothing is in flight, nothing
-        is eligible now and no real failure is due for a retry within the grace period."""
+        """Whether the run is over: the limit is reached, or nothing is in flight and nothing is eligible
+        now, and (``--no-wait``) no real failure is due for a retry within the grace period or (wait mode
+        with ``idle_exit_s``) no new exposure arrived for that long."""
         if self.in_flight:
             return False
         if self.params.limit is not None and self.stored >= self.params.limit:
             return True
-        if self.params.wait:
-            return self.params.idle_exit_s is not None and self.clock() - self.last_new_at > self.params.idle_exit_s
+        if self.params.wait:  # idle exit: no new exposure for a while, and nothing left to do now
+            idle = self.params.idle_exit_s is not None and self.clock() - self.last_new_at > self.params.idle_exit_s
+            return idle and not self._plan(limit=1)
         if self._plan(limit=1):
             return False
         soon = ledger.now() + dt.timedelta(seconds=self.params.grace_s)
