@@ -222,3 +222,58 @@ def test_progress_line_shows_stored_arrived_and_the_rest():
     first = progress_line(Progress(planned=4, arrived=1, stored=1, failed=0, backlog=0, throughput_per_min=None,
                                    latency_p50_s=3.0, latency_p95_s=3.0, elapsed_s=9, phase="live"), width=4)
     assert first.startswith("[█···]") and "    –/min" in first and "failed" not in first
+
+
+# --- the benchmark suite's record keeping (benchmarks/run.py, figures_of.py, sizes.py) ---------------
+
+
+@pytest.fixture
+def suite(monkeypatch):
+    monkeypatch.syspath_prepend(str(ROOT / "benchmarks"))
+    import figures_of
+    import run
+    import sizes
+
+    return run, figures_of, sizes
+
+
+def test_a_suite_block_replaces_only_its_own_size_and_keeps_the_notes(suite, tmp_path):
+    run, _, _ = suite
+    path = tmp_path / "topic.md"
+    path.write_text("# Topic\n\nnotes written by hand\n")
+    run.block_replace(path, "ci", "first ci figures", title="Topic")
+    run.block_replace(path, "realistic", "realistic figures", title="Topic")
+    run.block_replace(path, "ci", "second ci figures", title="Topic")
+    text = path.read_text()
+    assert text.startswith("# Topic\n\nnotes written by hand\n") and "first ci" not in text
+    assert text.count("<!-- suite:ci:begin -->") == 1 and "second ci figures" in text
+    assert run.block_read(path, "realistic").strip() == "realistic figures"
+    run.block_replace(tmp_path / "new.md", "ci", "x", title="New topic")
+    assert (tmp_path / "new.md").read_text().startswith("# New topic\n")
+
+
+def test_benchmark_tables_are_read_back_into_key_figures(suite):
+    _, figures_of, _ = suite
+    output = ("machine: vm\n\n| movie | frames (y x n) | ours, s (median) | RELION, s (median) | ratio |\n"
+              "|---|---|---|---|---|\n| k3 | 4092x5760x40 | 45.4 | 119.2 | 0.38 |\n| 1k | 1024x1024x40 | 2.4 | 1.6 |"
+              " 1.53 |\n\ntext | with a bar\n")
+    tables = figures_of.tables_parse(output)
+    assert len(tables) == 1 and tables[0][1]["RELION, s (median)"] == "1.6"
+    assert figures_of.KEY_FIGURES["motioncorrection"](tables, {}) == (
+        "k3: 45.4 s vs RELION 119.2 s (ratio 0.38); 1k: 2.4 s vs RELION 1.6 s (ratio 1.53)")
+    assert figures_of.number("1,234.5 ms") == 1234.5 and figures_of.number("–") is None
+    assert figures_of.KEY_FIGURES["ctf"](tables, {}) == ""  # another script's table gives no figure
+
+
+def test_a_size_fills_only_the_options_left_unset(suite):
+    _, _, sizes = suite
+    import argparse
+
+    parser = argparse.ArgumentParser()
+    sizes.size_argument(parser)
+    parser.add_argument("--repeats", type=int, default=None)
+    parser.add_argument("--frames", type=int, default=None)
+    defaults = {"ci": {"repeats": 3, "frames": 10}, "realistic": {"repeats": 3, "frames": 40}}
+    args = sizes.size_apply(parser.parse_args(["--size", "ci", "--repeats", "7"]), defaults)
+    assert (args.repeats, args.frames) == (7, 10)
+    assert sizes.size_apply(parser.parse_args([]), defaults).frames == 40
