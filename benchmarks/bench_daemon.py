@@ -24,6 +24,7 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 
@@ -82,7 +83,37 @@ def planner(n: int) -> list[str]:
     ]
 
 
-def replay(n: int, interval_s: float, data: dict | None = None) -> list[str]:
+def _microscope_prerendered(plan, written, interval_s: float, staging: Path) -> threading.Thread:
+    """The microscope as an acquisition PC does it: files that already exist elsewhere appear in the frame
+    path at the cadence (an atomic rename, as a transfer tool finishes a file), then Leginon's rows."""
+    from django.db import connections
+
+    from semc.simulation.session import session_rows_write
+
+    staged = []
+    for files in written:
+        target = staging / files.movie.name
+        os.replace(files.movie, target)
+        staged.append(target)
+
+    def run() -> None:
+        try:
+            start = time.monotonic()
+            for k, (exp, files, source) in enumerate(zip(plan.exposures, written, staged)):
+                wait = k * interval_s - (time.monotonic() - start)
+                if wait > 0:
+                    time.sleep(wait)
+                os.replace(source, files.movie)
+                session_rows_write(plan, exp, files, acquired_at=time.time())
+        finally:
+            connections.close_all()
+
+    thread = threading.Thread(target=run, name="microscope", daemon=True)
+    thread.start()
+    return thread
+
+
+def replay(n: int, interval_s: float, data: dict | None = None, *, render_live: bool = False) -> list[str]:
     from semc import models as m
     from semc.cluster import cluster_open
     from semc.ctfestimation.task import ctf_task_config
@@ -96,13 +127,19 @@ def replay(n: int, interval_s: float, data: dict | None = None) -> list[str]:
     home = Path(os.environ["SEMC_HOME"])
     spec = {"name": "replay", "root": home / "sessions", "n_exposures": n, "camera": "small", "seed": 5}
     plan = session_plan(SessionSpec(**spec))
-    session_run(plan, realtime=False, rows_writer=None)  # warm the page cache and numba caches: files only
-    for path in plan.frame_path.iterdir():
-        path.unlink()
-    # the microscope: another process writing an exposure (files, then Leginon rows) every interval
-    writer = subprocess.Popen([sys.executable, "-m", "semc", "simulate", "session", "--name", "replay", "--root",
-                               str(spec["root"]), "--exposures", str(n), "--camera", "small", "--seed", "5",
-                               "--interval", str(interval_s)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    written = session_run(plan, realtime=False, rows_writer=None)  # files only (and warm caches)
+    writer = thread = None
+    if render_live:  # another process renders each movie at the cadence: it competes for the cores
+        for path in plan.frame_path.iterdir():
+            path.unlink()
+        writer = subprocess.Popen([sys.executable, "-m", "semc", "simulate", "session", "--name", "replay",
+                                   "--root", str(spec["root"]), "--exposures", str(n), "--camera", "small",
+                                   "--seed", "5", "--interval", str(interval_s)],
+                                  stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    else:
+        staging = home / "staging"
+        staging.mkdir()
+        thread = _microscope_prerendered(plan, written, interval_s, staging)
     rundir = str(home / "runs" / "replay1")
     steps = ("motioncorrection", "ctfestimation")
     params = LoopParams(session="replay", preset="enn", steps=steps, rundir=rundir, runname="replay1",
@@ -121,14 +158,17 @@ def replay(n: int, interval_s: float, data: dict | None = None) -> list[str]:
         controller.shutdown(failed=False)
         wall = time.perf_counter() - wall0
         cpu1 = time.thread_time()
-    writer.wait()
+    if writer is not None:
+        writer.wait()
+    if thread is not None:
+        thread.join()
     lines = list(ExposureStep.objects.filter(step="ctfestimation", state="done"))
     latency = sorted((x.stored_at - x.arrived_at).total_seconds() for x in lines)
     motion = {x.exposure_id: x.durations.get("total", 0.0) for x in ExposureStep.objects.filter(
         step="motioncorrection", state="done")}
     busy = [motion.get(x.exposure_id, 0.0) + sum(x.durations.values()) for x in lines]
     cpu = (cpu1 - cpu0) / max(1, len(lines))
-    p95 = statistics.quantiles(latency, n=20)[-1] if len(latency) > 1 else latency[0]
+    p95 = statistics.quantiles(latency, n=20, method="inclusive")[-1] if len(latency) > 1 else latency[0]
     if data is not None:  # per exposure, for the suite's plot: arrival (s from the first) and latency (s)
         first = min(x.arrived_at for x in lines)
         data["exposures"] = sorted(((x.arrived_at - first).total_seconds(), (x.stored_at - x.arrived_at)
@@ -149,6 +189,9 @@ def main(argv: list[str] | None = None) -> int:
     size_argument(parser)
     parser.add_argument("--exposures", type=int, default=None)
     parser.add_argument("--interval", type=float, default=None)
+    parser.add_argument("--render-live", action="store_true",
+                        help="replay: render each movie at the cadence in another process (on the same cores) "
+                             "instead of moving pre-rendered files into place")
     parser.add_argument("--out", default=None, help="append the table to this markdown file")
     parser.add_argument("--json", default=None, help="also write the figures to this JSON file")
     args = size_apply(parser.parse_args(argv), {size: {"interval": d["interval"], "exposures": d[
@@ -160,7 +203,7 @@ def main(argv: list[str] | None = None) -> int:
         rows = planner(args.exposures)
         title = "Planner cost (SQLite)"
     else:
-        rows = replay(args.exposures, args.interval, data)
+        rows = replay(args.exposures, args.interval, data, render_live=args.render_live)
         title = "Live replay, motion correction + CTF chained, local cluster (1 worker)"
     if args.json:
         Path(args.json).write_text(json.dumps({**data, "rows": rows}, indent=1) + "\n")
