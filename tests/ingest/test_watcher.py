@@ -234,3 +234,25 @@ def test_a_gain_that_does_not_fit_the_frames_fails_the_movie_naming_the_gain(tmp
     row = WatchedFile.objects.get(path=str(layout.exposures[0].movie))
     assert str(layout.gain) in row.reason and "128x256" in row.reason
     assert not m.AcquisitionImageData.objects.filter(session__name="badgain").exists()
+
+
+def test_the_admin_shows_the_registry(tmp_path, staging, client):
+    from django.contrib.auth.models import User
+    from django.urls import reverse
+
+    from semc.ingest.models import WatchedSession
+
+    layout = layout_prepare(SPEC, style="serialem", directory=tmp_path / "adm1", staging=staging, **FRAMES)
+    exposure_place(layout.exposures[0])
+    exposure_place_truncated(layout.exposures[1], fraction=0.5)
+    _drive(Watcher(layout.directory, WatchOptions(**FAST)), lambda r: _n_registered() == 1 and r.broken == 1)
+    client.force_login(User.objects.create_superuser("admin", password="pw-for-tests"))
+    for model in (WatchedSession, WatchedFile):
+        name = model._meta.model_name
+        listing = client.get(reverse(f"admin:semc_ingest_{name}_changelist"))
+        assert listing.status_code == 200
+        row = model.objects.order_by("pk").first()
+        page = client.get(reverse(f"admin:semc_ingest_{name}_change", args=[row.pk]))
+        assert page.status_code == 200 and str(tmp_path / "adm1") in page.content.decode()
+    broken = client.get(reverse("admin:semc_ingest_watchedfile_changelist") + "?state=broken").content.decode()
+    assert layout.exposures[1].movie.name in broken and layout.exposures[0].movie.name not in broken
