@@ -32,6 +32,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from django.db import close_old_connections
 from django.utils import timezone
 
 from semc import models as m
@@ -602,6 +603,7 @@ class Watcher:
             if idle_exit_s is not None and time.monotonic() - last_activity >= idle_exit_s:
                 totals.waiting, totals.broken, totals.failed = report.waiting, report.broken, report.failed
                 return totals
+            close_old_connections()  # a quiet pass queries nothing: never hold a connection a server may drop
             stop.wait(interval_s)
 
 
