@@ -256,3 +256,17 @@ def test_the_admin_shows_the_registry(tmp_path, staging, client):
         assert page.status_code == 200 and str(tmp_path / "adm1") in page.content.decode()
     broken = client.get(reverse("admin:semc_ingest_watchedfile_changelist") + "?state=broken").content.decode()
     assert layout.exposures[1].movie.name in broken and layout.exposures[0].movie.name not in broken
+
+
+@pytest.mark.django_db(databases="__all__", transaction=True)
+def test_run_until_idle_registers_what_arrives_while_it_runs_then_exits(tmp_path, staging):
+    layout = layout_prepare(SPEC, style="epu", directory=tmp_path / "idle1", staging=staging, **FRAMES)
+    exposure_place(layout.exposures[0])
+    later = threading.Timer(0.8, exposure_place, args=(layout.exposures[1],))
+    later.start()
+    started = time.monotonic()
+    totals = Watcher(layout.directory, WatchOptions(**FAST)).run(interval_s=0.1, idle_exit_s=1.5)
+    later.join()
+    assert totals.registered == 2 and totals.waiting == 0
+    assert time.monotonic() - started >= 0.8 + 1.5 - 0.2  # it kept watching until the second one, then idled
+    assert m.AcquisitionImageData.objects.filter(session__name="idle1").count() == 2
