@@ -46,6 +46,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                        help=f"gain reference pattern, repeatable (default: {' '.join(DEFAULT_GAIN_PATTERNS)})")
     files.add_argument("--exclude", action="append", default=[], metavar="GLOB",
                        help=f"names never taken, added to {' '.join(DEFAULT_EXCLUDES)}")
+    files.add_argument("--metadata-root", type=Path, default=None,
+                       help="EPU session folder holding the XMLs when the movies are written elsewhere (the same "
+                            "Images-Disc*/GridSquare_*/Data tree under it)")
     files.add_argument("--metadata", choices=("auto", "epu", "serialem", "none"), default="auto",
                        help="metadata to wait for: EPU XML, SerialEM mdoc, either (auto), or none (headers and "
                             "options only)")
@@ -92,7 +95,8 @@ def _options(args: argparse.Namespace):
                           gain_flip=args.gain_flip)
     return WatchOptions(layout=args.layout, session_name=args.session, project=args.project, user=args.user,
                         processed=args.processed.absolute() if args.processed else None, patterns=patterns,
-                        metadata=args.metadata, settle_s=args.settle, broken_after_s=args.broken_after,
+                        metadata=args.metadata, settle_s=args.settle,
+                        metadata_root=args.metadata_root.absolute() if args.metadata_root else None, broken_after_s=args.broken_after,
                         metadata_wait_s=args.metadata_wait, gain=args.gain.absolute() if args.gain else None,
                         overrides=overrides)
 

@@ -83,6 +83,7 @@ class WatchOptions:
     settle_s: float = 10.0
     broken_after_s: float = 120.0
     metadata_wait_s: float = 30.0
+    metadata_root: Path | None = None  # EPU: the session folder with the XMLs when the movies go elsewhere
     gain: Path | None = None
     overrides: Overrides = field(default_factory=Overrides)
     racy_s: float = 2.0
@@ -94,6 +95,8 @@ class WatchOptions:
             raise InvalidParameters(f"metadata must be one of {', '.join(METADATA_MODES)}", step="ingest")
         if self.settle_s < 0 or self.broken_after_s < self.settle_s or self.metadata_wait_s < 0:
             raise InvalidParameters("need settle >= 0, broken-after >= settle and metadata-wait >= 0", step="ingest")
+        if self.metadata_root is not None and self.layout != "session":
+            raise InvalidParameters("a metadata root goes with one session folder (layout session)", step="ingest")
 
 
 @dataclass(slots=True)
@@ -403,7 +406,7 @@ class SessionWatch:
         if mode == "none":
             return "none", None, ""
         candidates: list[tuple[str, str]] = []
-        xml = epu_metadata_path(movie)
+        xml = self._epu_xml(movie)
         if mode in ("auto", "epu") and xml:
             candidates.append(("epu", xml))
         if mode in ("auto", "serialem"):
@@ -426,6 +429,14 @@ class SessionWatch:
         if mode == "epu" and not xml:
             return "none", None, ""
         return "missing", None, xml or mdoc_candidates(movie)[0]
+
+    def _epu_xml(self, movie: str) -> str | None:
+        """The EPU XML of a movie: beside it, or at the same place under the metadata root (EPU writing
+        the fractions to another folder than its session folder)."""
+        xml = epu_metadata_path(movie)
+        if xml is None or self.options.metadata_root is None:
+            return xml
+        return os.path.join(self.options.metadata_root, os.path.relpath(xml, self.root))
 
     def _mdoc_in_folder(self, movie: str) -> AcquisitionMetadata | None:
         """A session mdoc in the movie's folder whose section names the movie in ``SubFramePath``."""
@@ -522,7 +533,7 @@ class SessionWatch:
             gain_shape_check(gain_shape, header.shape, rotate=overrides.gain_rotate, flip=overrides.gain_flip,
                              path=gain)
         filename = unique_filename(leginon_filename(row.path), row.path, self.taken)
-        xml = epu_metadata_path(row.path)
+        xml = self._epu_xml(row.path)
         integrated = xml[:-4] + ".mrc" if xml else None
         exposure_id, details = movie_register(
             session=session, path=row.path, filename=filename, header=header, meta=meta,

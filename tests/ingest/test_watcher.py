@@ -270,3 +270,19 @@ def test_run_until_idle_registers_what_arrives_while_it_runs_then_exits(tmp_path
     assert totals.registered == 2 and totals.waiting == 0
     assert time.monotonic() - started >= 0.8 + 1.5 - 0.2  # it kept watching until the second one, then idled
     assert m.AcquisitionImageData.objects.filter(session__name="idle1").count() == 2
+
+
+def test_epu_movies_written_apart_from_their_xml_find_it_under_the_metadata_root(tmp_path, staging):
+    layout = layout_prepare(SPEC, style="epu", directory=tmp_path / "epu_session", staging=staging, **FRAMES)
+    exposure = layout.exposures[0]
+    exposure_place(exposure)  # XML and movie in the EPU session folder; now move the movie to the movie store
+    movies = tmp_path / "movies"
+    moved = movies / exposure.movie.relative_to(layout.directory)
+    moved.parent.mkdir(parents=True)
+    os.replace(exposure.movie, moved)
+    options = WatchOptions(metadata_root=layout.directory, metadata_wait_s=60.0,
+                           **{k: v for k, v in FAST.items() if k != "metadata_wait_s"})
+    _drive(Watcher(movies, options), lambda r: _n_registered() == 1)
+    inputs = exposure_inputs_get(m.AcquisitionImageData.objects.get(session__name="movies").pk)
+    assert inputs.total_dose_e_per_a2 == pytest.approx(_truth(exposure)["total_dose_e_per_a2"])
+    assert WatchedFile.objects.get(path=str(moved)).metadata_path == str(exposure.metadata)
