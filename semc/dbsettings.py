@@ -38,7 +38,11 @@ def sqlite_settings(home: Path, name: str) -> dict[str, Any]:
     return {
         "ENGINE": "django.db.backends.sqlite3",
         "NAME": str(home / f"{name}.sqlite3"),
-        "OPTIONS": {"timeout": 30, "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;"},
+        # IMMEDIATE: a transaction that reads then writes takes the write lock at BEGIN, so a second
+        # writer (the simulator, the web, another daemon) waits for the timeout instead of failing at
+        # once with "database is locked" when the other wrote in between (SQLite deferred mode).
+        "OPTIONS": {"timeout": 30, "transaction_mode": "IMMEDIATE",
+                    "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;"},
         "TEST": {"NAME": str(home / f"test_{name}.sqlite3")},
     }
 

@@ -63,6 +63,7 @@ class LoopParams:
     backoff_base_s: float = 10.0
     defer_retry_s: float = 3.0
     grace_s: float = 120.0
+    view_interval_s: float = 10.0
     live_window_s: float = 300.0
     idle_exit_s: float | None = None
     reverse: bool = False
@@ -109,6 +110,8 @@ class Controller:
         self.rejected: set[int] = set()
         self.stored = 0
         self.newest_next = True
+        self.views_at = -1e9
+        self.views_dirty = False
 
     # --- set-up ---------------------------------------------------------------------------------
     def prepare(self) -> None:
@@ -251,11 +254,18 @@ class Controller:
                 self._finish(exposure_id, entry)
                 count += 1
         if count:
-            self.views_update()
+            self.views_dirty = True
+            if self.clock() - self.views_at >= self.params.view_interval_s:
+                self.views_update()
         return count
 
     def views_update(self) -> None:
-        """Refresh the run's RELION STAR view (corrected_micrographs.star, micrographs_ctf.star)."""
+        """Refresh the run's RELION STAR view (corrected_micrographs.star, micrographs_ctf.star).
+
+        Each refresh rewrites the files from every stored result, so it runs at most every
+        ``view_interval_s`` while results stream in, and once more at shutdown."""
+        self.views_at = self.clock()
+        self.views_dirty = False
         for step in self.params.steps:
             try:
                 self.stores[step].view_update(self.states[step], self.run)
@@ -376,6 +386,8 @@ class Controller:
             for step in self._pending_steps(exposure_id):
                 ledger.ledger_deferred(self.run, step, exposure_id, reason="cancelled at shutdown", retry_in_s=0)
         self.in_flight.clear()
+        if self.views_dirty:
+            self.views_update()
         appion_job_status_set(self.job, "E" if failed else "D")
         if getattr(self, "events", None) is not None:  # semc.events: run stopped/failed; publisher drains
             self.events.close(failed=failed)
