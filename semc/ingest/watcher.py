@@ -134,6 +134,10 @@ class SessionWatch:
         self.root = str(folder.raw)
         self.processed = Path(folder.processed)
         self.row = self._row()
+        if Path(self.row.processed_dir) != self.processed:  # the Leginon session's paths were set on creation
+            logger.warning("session=%s keeps its processed folder %s (asked for %s)", self.row.session_name,
+                           self.row.processed_dir, self.processed)
+            self.processed = Path(self.row.processed_dir)
         self.dirs: dict[str, int] = {}
         self.children: dict[str, list[str]] = {}
         self.files: dict[str, tuple[int, str]] = {}  # path -> (row id, state), every file known
