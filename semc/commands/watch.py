@@ -75,6 +75,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     values.add_argument("--camera", default=None, help="camera name as Leginon knows it (GatanK3, Falcon4EC, ...)")
     gain = parser.add_argument_group("gain reference")
     gain.add_argument("--gain", type=Path, default=None, help="use this gain reference for every movie")
+    gain.add_argument("--gain-orientation", choices=("given", "auto"), default="given",
+                      help="given: --gain-rotate/--gain-flip (default); auto: found for each gain from the first "
+                           "movie that uses it (raw, not gain-corrected movies)")
     gain.add_argument("--gain-rotate", type=int, choices=(0, 1, 2, 3), default=0,
                       help="quarter turns that bring the gain onto the frames (MotionCor -RotGain)")
     gain.add_argument("--gain-flip", type=int, choices=(0, 1, 2), default=0,
@@ -98,6 +101,7 @@ def _options(args: argparse.Namespace):
                         metadata=args.metadata, settle_s=args.settle,
                         metadata_root=args.metadata_root.absolute() if args.metadata_root else None, broken_after_s=args.broken_after,
                         metadata_wait_s=args.metadata_wait, gain=args.gain.absolute() if args.gain else None,
+                        gain_orientation_auto=args.gain_orientation == "auto",
                         overrides=overrides)
 
 

@@ -47,6 +47,7 @@ __all__ = [
     "MovieHeader",
     "Overrides",
     "exposure_record_build",
+    "gain_orientation_detect",
     "gain_register",
     "gain_shape_check",
     "leginon_orientation",
@@ -190,6 +191,55 @@ def gain_shape_check(gain_shape: tuple[int, int], frame_shape: tuple[int, int], 
                        f"{fy}x{fx}{hint}", step=_STEP, path=path)
 
 
+#: MotionCor (rotate, flip) candidates: every orientation once (a left-right flip is an up-down flip after two turns)
+_ORIENTATIONS = tuple((r, f) for r in range(4) for f in (0, 1))
+
+
+def gain_orientation_detect(gain, frame_sum, *, path: str) -> tuple[tuple[int, int], dict[str, float]]:
+    """The MotionCor ``(-RotGain, -FlipGain)`` that brings a gain onto a movie, from the movie itself.
+
+    A raw (not gain-corrected) frame sum carries the detector's sensitivity, the inverse of a
+    multiplicative gain; the orientation whose inverse gain correlates best with the sum (dead
+    pixels left out, Pearson over the live ones) wins, when it is clearly the best: at least 0.05
+    and twice the runner-up.
+
+    Returns
+    -------
+    tuple
+        ``((rotate, flip), {"r,f": correlation, ...})``.
+
+    Raises
+    ------
+    CorruptInput
+        No orientation fits the frames' shape, or none stands out (give the orientation instead).
+    """
+    frame_sum = np.asarray(frame_sum, dtype=np.float64)
+    scores: dict[str, float] = {}
+    for rotate, flip in _ORIENTATIONS:
+        oriented = orient_gain(np.asarray(gain, dtype=np.float64), rotate_90=rotate, flip=flip)
+        if oriented.shape != frame_sum.shape:
+            continue
+        live = oriented > 0
+        if live.sum() < 16:
+            continue
+        a = frame_sum[live] - frame_sum[live].mean()
+        b = 1.0 / oriented[live]
+        b -= b.mean()
+        norm = float(np.sqrt((a * a).sum() * (b * b).sum()))
+        scores[f"{rotate},{flip}"] = float((a * b).sum() / norm) if norm > 0 else 0.0
+    if not scores:
+        raise CorruptInput(f"no orientation of the gain reference fits frames of {frame_sum.shape}", step=_STEP,
+                           path=path)
+    ranked = sorted(scores.items(), key=lambda kv: kv[1], reverse=True)
+    (best, score), runner_up = ranked[0], (ranked[1][1] if len(ranked) > 1 else 0.0)
+    if score < 0.05 or score < 2.0 * max(runner_up, 0.0):
+        raise CorruptInput(f"cannot tell the gain reference's orientation from the frames (best {best} "
+                           f"correlates {score:.3f}, next {runner_up:.3f}; are the movies gain-corrected "
+                           "already?): give --gain-rotate/--gain-flip", step=_STEP, path=path)
+    rotate, flip = (int(v) for v in best.split(","))
+    return (rotate, flip), scores
+
+
 def _scaled(a: tuple[int, int], b: tuple[int, int]) -> bool:
     """Equal, or one an integer multiple of the other on both axes (EER 4K/8K/16K, super-resolution)."""
     (ay, ax), (by, bx) = a, b
@@ -246,7 +296,8 @@ def _pixel_size(header: MovieHeader, meta: AcquisitionMetadata | None, overrides
 
 
 def exposure_record_build(*, filename: str, path: str, header: MovieHeader, meta: AcquisitionMetadata | None,
-                          overrides: Overrides) -> tuple[ExposureRecord, float]:
+                          overrides: Overrides, gain_orientation: tuple[int, int] | None = None,
+                          ) -> tuple[ExposureRecord, float]:
     """The Leginon values of one movie, and its pixel size (Å).
 
     Raises
@@ -263,7 +314,7 @@ def exposure_record_build(*, filename: str, path: str, header: MovieHeader, meta
     else:
         total = overrides.total_dose_e_per_a2 or (meta.total_dose_e_per_a2 if meta is not None else None)
     exposure_ms = meta.exposure_time_s * 1000.0 if meta is not None and meta.exposure_time_s else None
-    rotate, flip = leginon_orientation(overrides.gain_rotate, overrides.gain_flip)
+    rotate, flip = leginon_orientation(*(gain_orientation or (overrides.gain_rotate, overrides.gain_flip)))
     ny, nx = header.shape
     record = ExposureRecord(
         filename=filename, preset_name=overrides.preset_name, nx=nx, ny=ny, n_frames=header.n_frames,
@@ -298,7 +349,7 @@ def _instruments(meta: AcquisitionMetadata | None, overrides: Overrides, *, eer:
 def movie_register(*, session: m.SessionData, path: str, filename: str, header: MovieHeader,
                    meta: AcquisitionMetadata | None, overrides: Overrides, processed: Path,
                    norm: m.NormImageData | None, integrated_image: str | None = None,
-                   cache: dict | None = None) -> tuple[int, dict]:
+                   cache: dict | None = None, gain_orientation: tuple[int, int] | None = None) -> tuple[int, dict]:
     """Register one complete, stable movie; returns (AcquisitionImageData id, the values registered).
 
     Idempotent: a session that already has ``filename`` keeps its row (a restart after a crash
@@ -307,7 +358,7 @@ def movie_register(*, session: m.SessionData, path: str, filename: str, header: 
     """
     cache = {} if cache is None else cache
     record, pixel = exposure_record_build(filename=filename, path=path, header=header, meta=meta,
-                                          overrides=overrides)
+                                          overrides=overrides, gain_orientation=gain_orientation)
     _link(path, processed / "frames" / f"{filename}{FRAME_SUFFIX[header.kind]}")
     if integrated_image and os.path.isfile(integrated_image):
         _link(integrated_image, processed / "rawdata" / f"{filename}.mrc")

@@ -32,12 +32,13 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
 from django.db import close_old_connections
 from django.utils import timezone
 
 from semc import models as m
 from semc.base.errors import CorruptInput, InputMissing, ProcessingError
-from semc.base.io import movie_readiness
+from semc.base.io import load_gain, movie_readiness, open_movie
 from semc.ingest.layout import (
     FilePatterns,
     SessionFolder,
@@ -52,6 +53,7 @@ from semc.ingest.metadata import AcquisitionMetadata, epu_xml_parse, mdoc_metada
 from semc.ingest.models import WatchedDirectory, WatchedFile, WatchedSession, path_digest
 from semc.ingest.register import (
     Overrides,
+    gain_orientation_detect,
     gain_register,
     gain_shape_check,
     movie_header_read,
@@ -84,6 +86,7 @@ class WatchOptions:
     broken_after_s: float = 120.0
     metadata_wait_s: float = 30.0
     metadata_root: Path | None = None  # EPU: the session folder with the XMLs when the movies go elsewhere
+    gain_orientation_auto: bool = False  # find each gain's orientation from the first movie that uses it
     gain: Path | None = None
     overrides: Overrides = field(default_factory=Overrides)
     racy_s: float = 2.0
@@ -146,6 +149,7 @@ class SessionWatch:
         self.gains: set[str] = set()
         self.taken: set[str] = set()
         self._explicit_gain: tuple[int, object] | None = None
+        self._orientations: dict[str, tuple[int, int]] = {}
         self._metadata_cache: dict[tuple[str, int], object] = {}
         self._rows_cache: dict = {}
         self._load()
@@ -523,6 +527,27 @@ class SessionWatch:
             self._explicit_gain = (st.st_mtime_ns, (norm, shape))
         return norm, shape
 
+    def _orientation(self, gain: str, movie: str) -> tuple[int, int]:
+        """The MotionCor (rotate, flip) of a gain: given, or found once from a movie and kept with the gain."""
+        overrides = self.options.overrides
+        if not self.options.gain_orientation_auto:
+            return overrides.gain_rotate, overrides.gain_flip
+        if gain not in self._orientations:
+            row = WatchedFile.objects.filter(pk=self.files[gain][0]).first() if gain in self.files else None
+            known = (row.details or {}).get("orientation") if row is not None else None
+            if known is None:
+                with open_movie(movie) as reader:
+                    frame_sum = reader.read_frames().sum(axis=0, dtype=np.float64)
+                known, scores = gain_orientation_detect(load_gain(gain, convention="multiply"), frame_sum,
+                                                        path=gain)
+                logger.info("session=%s gain %s: orientation rotate %d flip %d found from %s (correlations %s)",
+                            self.row.session_name, gain, known[0], known[1], movie, scores)
+                if row is not None:
+                    row.details = {**(row.details or {}), "orientation": list(known), "orientation_scores": scores}
+                    row.save(update_fields=["details", "updated_at"])
+            self._orientations[gain] = (int(known[0]), int(known[1]))
+        return self._orientations[gain]
+
     def _register(self, row: WatchedFile, meta: AcquisitionMetadata | None, report: PassReport) -> None:
         header = movie_header_read(row.path)
         session = self.leginon_session()
@@ -533,16 +558,15 @@ class SessionWatch:
             if norm is None:
                 self._state(row, _State.WAITING, gain_shape)
                 return
-            overrides = self.options.overrides
-            gain_shape_check(gain_shape, header.shape, rotate=overrides.gain_rotate, flip=overrides.gain_flip,
-                             path=gain)
+            rotate, flip = self._orientation(gain, row.path)
+            gain_shape_check(gain_shape, header.shape, rotate=rotate, flip=flip, path=gain)
         filename = unique_filename(leginon_filename(row.path), row.path, self.taken)
         xml = self._epu_xml(row.path)
         integrated = xml[:-4] + ".mrc" if xml else None
         exposure_id, details = movie_register(
             session=session, path=row.path, filename=filename, header=header, meta=meta,
             overrides=self.options.overrides, processed=self.processed, norm=norm, integrated_image=integrated,
-            cache=self._rows_cache)
+            cache=self._rows_cache, gain_orientation=self._orientations.get(gain) if gain else None)
         meta_path = meta.path if meta is not None else ""
         meta_st = _stat(meta_path) if meta_path else None
         if meta_st is not None:

@@ -286,3 +286,37 @@ def test_epu_movies_written_apart_from_their_xml_find_it_under_the_metadata_root
     inputs = exposure_inputs_get(m.AcquisitionImageData.objects.get(session__name="movies").pk)
     assert inputs.total_dose_e_per_a2 == pytest.approx(_truth(exposure)["total_dose_e_per_a2"])
     assert WatchedFile.objects.get(path=str(moved)).metadata_path == str(exposure.metadata)
+
+
+@pytest.mark.parametrize("orientation", [(1, 2), (2, 0), (3, 1)])
+def test_the_gain_orientation_is_found_from_the_first_movie_when_asked(tmp_path, staging, orientation):
+    layout = layout_prepare(SPEC, style="epu", directory=tmp_path / "auto1", staging=staging, **FRAMES,
+                            gain_orientation=orientation)
+    for exposure in layout.exposures[:2]:
+        exposure_place(exposure)
+    _drive(Watcher(layout.directory, WatchOptions(gain_orientation_auto=True, **FAST)),
+           lambda r: _n_registered() == 2)
+    registered = _registered("auto1")
+    for exposure in layout.exposures[:2]:
+        _check_gain_orientation(registered[exposure.movie.name], exposure)
+    gain_row = WatchedFile.objects.get(kind=WatchedFile.Kind.GAIN)
+    rotate, flip = gain_row.details["orientation"]
+    stored = np.asarray(load_gain(layout.gain), dtype=np.float32)
+    expected = orient_gain(stored, rotate_90=orientation[0], flip=orientation[1])
+    assert np.array_equal(orient_gain(stored, rotate_90=rotate, flip=flip), expected)
+
+
+def test_gain_orientation_detection_refuses_to_guess_on_corrected_movies():
+    from semc.base.errors import CorruptInput
+    from semc.ingest.register import gain_orientation_detect
+
+    rng = np.random.default_rng(0)
+    gain = rng.uniform(0.8, 1.2, size=(64, 64))
+    corrected = rng.poisson(50.0, size=(64, 64)).astype(float)  # no trace of the gain left
+    with pytest.raises(CorruptInput, match="cannot tell"):
+        gain_orientation_detect(gain, corrected, path="g.gain")
+    raw = rng.poisson(50.0 / orient_gain(gain, rotate_90=1, flip=1)).astype(float)
+    (rotate, flip), scores = gain_orientation_detect(gain, raw, path="g.gain")
+    assert (rotate, flip) == (1, 1) and len(scores) == 8
+    with pytest.raises(CorruptInput, match="fits frames"):
+        gain_orientation_detect(gain, raw[:32], path="g.gain")
