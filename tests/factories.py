@@ -131,3 +131,37 @@ def other_tables_populate(populated: PopulatedSession, job: m.ApAppionJobData) -
                                                 username=user, hostname=host, rundir=job.path, job=job)
     param = m.ScriptParamName.objects.create(name="bin", progname=program)
     m.ScriptParamValue.objects.create(value="1.0", usage="--bin=1.0", paramname=param, progrun=progrun)
+
+
+def chained_loop_params(*, session: str, rundir: str, **overrides):
+    """`LoopParams` of a one-pass run with motion correction (global only) and CTF chained, at the
+    settings the daemon tests use on simulated 1024² sessions (box 256, 30–5 Å, 0.5–4 µm)."""
+    from semc.ctfestimation.task import ctf_task_config
+    from semc.loop import LoopParams
+    from semc.motioncorrection.task import MotionCorrectionTaskConfig
+    from semc.motioncorrection.types import MotionCorrectionParams
+    from semc.pipeline import PipelineConfig
+
+    steps = ("motioncorrection", "ctfestimation")
+    mc = MotionCorrectionTaskConfig(params=MotionCorrectionParams(patches_xy=(0, 0)), rundir=rundir)
+    ctf = ctf_task_config(rundir=rundir, box=256, resmin=30.0, resmax=5.0, defocus_range=(5000.0, 40000.0))
+    values = dict(session=session, preset="enn", steps=steps, rundir=rundir, runname=rundir.rstrip("/").split("/")[-1],
+                  pipeline=PipelineConfig(steps=steps, motioncorrection=mc, ctfestimation=ctf), wait=False,
+                  poll_interval_s=0.2)
+    values.update(overrides)
+    return LoopParams(**values)
+
+
+def daemon_run(params, *, n_workers: int = 1):
+    """Run a controller to the end on a fresh local cluster (prepare, loop, shutdown); returns it."""
+    from semc.cluster import cluster_open
+    from semc.loop import Controller
+
+    with cluster_open("local", n_workers=n_workers) as cluster:
+        controller = Controller(params, cluster)
+        controller.prepare()
+        try:
+            controller.run_loop()
+        finally:
+            controller.shutdown(failed=False)
+    return controller

@@ -11,15 +11,10 @@ import pytest
 
 from semc import models as m
 from semc.base.retrieve import exposure_inputs_get
-from semc.cluster import cluster_open
-from semc.ctfestimation.task import ctf_task_config
-from semc.loop import Controller, LoopParams
 from semc.models.codecs import seq_decode
-from semc.motioncorrection.task import MotionCorrectionTaskConfig
-from semc.motioncorrection.types import MotionCorrectionParams
-from semc.pipeline import PipelineConfig
 from semc.simulation.leginon_rows import session_rows_write_leginon
 from semc.simulation.session import SessionSpec, session_plan, session_run
+from tests.factories import chained_loop_params, daemon_run
 
 pytestmark = [pytest.mark.django_db(databases="__all__", transaction=True), pytest.mark.slow]
 
@@ -57,20 +52,7 @@ def test_simulated_rows_are_valid_for_the_daemon(simulated):
 
 def test_the_daemon_recovers_the_simulated_drift_and_defocus(simulated, tmp_path):
     plan, files = simulated
-    rundir = str(tmp_path / "run1")
-    steps = ("motioncorrection", "ctfestimation")
-    mc = MotionCorrectionTaskConfig(params=MotionCorrectionParams(patches_xy=(0, 0)), rundir=rundir)
-    ctf = ctf_task_config(rundir=rundir, box=256, resmin=30.0, resmax=5.0, defocus_range=(5000.0, 40000.0))
-    params = LoopParams(session="sim26a", preset="enn", steps=steps, rundir=rundir, runname="run1",
-                        pipeline=PipelineConfig(steps=steps, motioncorrection=mc, ctfestimation=ctf), wait=False,
-                        poll_interval_s=0.2)
-    with cluster_open("local", n_workers=1) as cluster:
-        controller = Controller(params, cluster)
-        controller.prepare()
-        try:
-            controller.run_loop()
-        finally:
-            controller.shutdown(failed=False)
+    daemon_run(chained_loop_params(session="sim26a", rundir=str(tmp_path / "run1")))
     for exposure, written in zip(plan.exposures, files):
         truth = json.loads(written.truth.read_text())
         source = m.AcquisitionImageData.objects.get(filename=exposure.filename)

@@ -19,7 +19,7 @@ from semc.models.semc import ExposureStep, StepState
 from semc.motioncorrection.task import MotionCorrectionTaskConfig
 from semc.motioncorrection.types import MotionCorrectionParams
 from semc.pipeline import PipelineConfig
-from tests.factories import session_populate
+from tests.factories import daemon_run, session_populate
 
 pytestmark = [pytest.mark.django_db(databases="__all__", transaction=True), pytest.mark.slow]
 
@@ -72,14 +72,7 @@ def _params(tmp_path, **overrides) -> LoopParams:
 
 
 def _run(params: LoopParams) -> Controller:
-    with cluster_open("local", n_workers=1) as cluster:
-        controller = Controller(params, cluster)
-        controller.prepare()
-        try:
-            controller.run_loop()
-        finally:
-            controller.shutdown(failed=False)
-    return controller
+    return daemon_run(params)
 
 
 def test_every_exposure_is_corrected_and_stored_once_with_classic_rows_and_files(tmp_path, session):
@@ -158,8 +151,9 @@ def test_missing_and_corrupt_movies_are_deferred_and_failed_while_the_rest_proce
 
 
 def test_ctf_is_chained_on_the_fresh_aligned_sum_and_stored_against_the_aligned_image(tmp_path, session):
-    from semc.ctfestimation.task import ctf_task_config
     import starfile
+
+    from semc.ctfestimation.task import ctf_task_config
 
     base = _params(tmp_path)
     ctf = ctf_task_config(rundir=base.rundir, box=128, resmin=30.0, resmax=6.0, defocus_range=(5000.0, 40000.0))

@@ -14,6 +14,8 @@ from pathlib import Path
 import pytest
 from django.contrib.auth.models import User
 
+from tests.factories import chained_loop_params, daemon_run
+
 PASSWORD = "dashboard-test-pw"  # a test user's password, in a throw-away test database
 
 
@@ -38,31 +40,14 @@ class SimulatedRun:
 
     def process(self, count: int, *, corrupt_last: bool = False) -> None:
         """Write the rows of ``count`` more exposures and run the daemon once over the session."""
-        from semc.cluster import cluster_open
-        from semc.ctfestimation.task import ctf_task_config
-        from semc.loop import Controller, LoopParams
-        from semc.motioncorrection.task import MotionCorrectionTaskConfig
-        from semc.motioncorrection.types import MotionCorrectionParams
-        from semc.pipeline import PipelineConfig
 
         if corrupt_last:  # a movie whose header is garbage: a real failure, quarantined at once
             movie = self.files[self.written + count - 1].movie
             with open(movie, "r+b") as handle:
                 handle.write(b"\xff" * 1024)
         self.rows_write(count)
-        steps = ("motioncorrection", "ctfestimation")
-        mc = MotionCorrectionTaskConfig(params=MotionCorrectionParams(patches_xy=(0, 0)), rundir=self.rundir)
-        ctf = ctf_task_config(rundir=self.rundir, box=256, resmin=30.0, resmax=5.0, defocus_range=(5000.0, 40000.0))
-        params = LoopParams(session=self.name, preset="enn", steps=steps, rundir=self.rundir, runname="run1",
-                            pipeline=PipelineConfig(steps=steps, motioncorrection=mc, ctfestimation=ctf), wait=False,
-                            poll_interval_s=0.2, max_attempts=1)
-        with cluster_open("local", n_workers=1) as cluster:
-            controller = Controller(params, cluster)
-            controller.prepare()
-            try:
-                controller.run_loop()
-            finally:
-                controller.shutdown(failed=False)
+        controller = daemon_run(chained_loop_params(session=self.name, rundir=self.rundir, runname="run1",
+                                                    max_attempts=1))
         self.session_id = controller.session.pk
         self.run_id = controller.run.pk
 
