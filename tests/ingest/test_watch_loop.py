@@ -14,11 +14,10 @@ import numpy as np
 import pytest
 
 from semc import models as m
-from semc.cluster import cluster_open
 from semc.ctfestimation.task import ctf_task_config
 from semc.ingest.register import Overrides
 from semc.ingest.watcher import Watcher, WatchOptions, session_counts
-from semc.loop import Controller, LoopParams
+from semc.loop import LoopParams, loop_run
 from semc.models.codecs import seq_decode
 from semc.motioncorrection.task import MotionCorrectionTaskConfig
 from semc.motioncorrection.types import MotionCorrectionParams
@@ -50,13 +49,7 @@ def test_a_watched_epu_session_is_processed_by_semc_loop_end_to_end(tmp_path):
     params = LoopParams(session="grid1", preset="enn", steps=steps, rundir=rundir, runname="run1",
                         pipeline=PipelineConfig(steps=steps, motioncorrection=mc, ctfestimation=ctf), wait=False,
                         poll_interval_s=0.2)
-    with cluster_open("local", n_workers=1) as cluster:
-        controller = Controller(params, cluster)
-        controller.prepare()
-        try:
-            controller.run_loop()
-        finally:
-            controller.shutdown(failed=False)
+    assert loop_run(params, cluster_backend="local", n_workers=1) == 0  # what `semc loop` runs
     counts = session_counts(m.SessionData.objects.get(name="grid1").pk)
     assert (counts["raw_files"], counts["registered"], counts["processed_files"], counts["failed_jobs"]) == (1, 1, 1, 0)
     for exposure in layout.exposures:
