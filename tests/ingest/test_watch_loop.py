@@ -115,3 +115,26 @@ def test_an_epu_eer_session_registers_eer_movies_with_their_gain(tmp_path):
     assert image.camera.ccdcamera.name == "GatanK3"  # the XML's camera name wins over the file type
     assert inputs.total_dose_e_per_a2 == pytest.approx(truth["total_dose_e_per_a2"])
     assert Path(inputs.gain_path).resolve() == layout.gain.resolve()
+
+
+@pytest.mark.slow
+def test_semc_watch_runs_until_sigterm_and_stops_cleanly(tmp_path):
+    import signal
+    import time
+
+    spec = SessionSpec(name="sim", root=Path("."), n_exposures=2, camera="small", seed=5, n_particles=5)
+    layout = layout_write(spec, style="serialem", directory=tmp_path / "s27", staging=tmp_path / "staging",
+                          frame_shape=(128, 128), n_frames=4)
+    env = {**os.environ, "SEMC_HOME": str(tmp_path / "home"), "SEMC_DB_BACKEND": "sqlite", "SEMC_MODE": "standalone"}
+    process = subprocess.Popen([sys.executable, "-m", "semc", "watch", str(layout.directory), "--settle", "0",
+                                "--metadata-wait", "0", "--interval", "0.2"], env=env, stdout=subprocess.PIPE,
+                               stderr=subprocess.PIPE, text=True)
+    frames = layout.directory / "processed" / "frames"
+    deadline = time.monotonic() + 120
+    while not (frames.is_dir() and len(list(frames.iterdir())) == 2):
+        assert process.poll() is None and time.monotonic() < deadline, process.stderr.read() if process.poll() else ""
+        time.sleep(0.2)
+    process.send_signal(signal.SIGTERM)
+    out, err = process.communicate(timeout=60)
+    assert process.returncode == 0, err
+    assert "registered 2, waiting 0" in out
