@@ -14,16 +14,12 @@ import numpy as np
 import pytest
 
 from semc import models as m
-from semc.ctfestimation.task import ctf_task_config
 from semc.ingest.register import Overrides
 from semc.ingest.watcher import Watcher, WatchOptions, session_counts
-from semc.loop import LoopParams, loop_run
 from semc.models.codecs import seq_decode
-from semc.motioncorrection.task import MotionCorrectionTaskConfig
-from semc.motioncorrection.types import MotionCorrectionParams
-from semc.pipeline import PipelineConfig
 from semc.simulation.layouts import exposure_place, layout_prepare, layout_write
 from semc.simulation.session import SessionSpec
+from tests.factories import chained_loop_params, daemon_run
 
 
 @pytest.mark.slow
@@ -42,14 +38,7 @@ def test_a_watched_epu_session_is_processed_by_semc_loop_end_to_end(tmp_path):
                                                      overrides=Overrides(gain_rotate=2, gain_flip=1)))
     assert watcher.run(once=True).registered == 1
     processed = tmp_path / "grid1" / "processed"
-    rundir = str(processed / "run1")
-    steps = ("motioncorrection", "ctfestimation")
-    mc = MotionCorrectionTaskConfig(params=MotionCorrectionParams(patches_xy=(0, 0)), rundir=rundir)
-    ctf = ctf_task_config(rundir=rundir, box=256, resmin=30.0, resmax=5.0, defocus_range=(5000.0, 40000.0))
-    params = LoopParams(session="grid1", preset="enn", steps=steps, rundir=rundir, runname="run1",
-                        pipeline=PipelineConfig(steps=steps, motioncorrection=mc, ctfestimation=ctf), wait=False,
-                        poll_interval_s=0.2)
-    assert loop_run(params, cluster_backend="local", n_workers=1) == 0  # what `semc loop` runs
+    daemon_run(chained_loop_params(session="grid1", rundir=str(processed / "run1")))
     counts = session_counts(m.SessionData.objects.get(name="grid1").pk)
     assert (counts["raw_files"], counts["registered"], counts["processed_files"], counts["failed_jobs"]) == (1, 1, 1, 0)
     for exposure in layout.exposures:
