@@ -19,7 +19,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import statistics
 import subprocess
 import sys
@@ -28,21 +27,10 @@ import threading
 import time
 from pathlib import Path
 
-from sizes import size_apply, size_argument
+from sizes import figure_table_emit, size_apply, size_argument, standalone_home_setup
 
 SIZE_DEFAULTS = {"ci": {"planner": 10_000, "replay": 12, "interval": 3.0},
                  "realistic": {"planner": 100_000, "replay": 100, "interval": 2.0}}
-
-
-def _setup(home: Path) -> None:
-    os.environ.update(SEMC_HOME=str(home), SEMC_CONFIG="none", SEMC_MODE="standalone",
-                      DJANGO_SETTINGS_MODULE="semc.settings")
-    import django
-
-    django.setup()
-    from semc.commands.init_databases import databases_init
-
-    databases_init()
 
 
 def planner(n: int) -> list[str]:
@@ -197,7 +185,7 @@ def main(argv: list[str] | None = None) -> int:
     args = size_apply(parser.parse_args(argv), {size: {"interval": d["interval"], "exposures": d[
         parser.parse_known_args(argv)[0].what]} for size, d in SIZE_DEFAULTS.items()})
     home = Path(tempfile.mkdtemp(prefix="semc-bench-"))
-    _setup(home)
+    standalone_home_setup(home)
     data: dict = {"what": args.what, "size": args.size}
     if args.what == "planner":
         rows = planner(args.exposures)
@@ -210,13 +198,7 @@ def main(argv: list[str] | None = None) -> int:
     shown = list(argv or sys.argv[1:])
     if "--json" in shown:  # a scratch file: not part of the command to quote
         del shown[shown.index("--json"):shown.index("--json") + 2]
-    text = "\n".join([f"### {title}", "", (f"`python benchmarks/bench_daemon.py {' '.join(shown)}` "
-                      f"on {platform.node()} ({os.cpu_count()} CPUs), {time.strftime('%Y-%m-%d %H:%M')}"), "",
-                      "| what | figure |", "|---|---|", *rows, ""])
-    print(text)
-    if args.out:
-        with open(args.out, "a") as handle:
-            handle.write(text + "\n")
+    figure_table_emit(title, f"python benchmarks/bench_daemon.py {' '.join(shown)}", rows, args.out)
     return 0
 
 

@@ -15,27 +15,15 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import os
-import platform
 import statistics
 import sys
 import tempfile
 import time
 from pathlib import Path
 
-from sizes import size_apply, size_argument
+from sizes import figure_table_emit, size_apply, size_argument, standalone_home_setup
 
 SIZE_DEFAULTS = {"ci": {"squares": 20, "per_square": 100}, "realistic": {"squares": 200, "per_square": 100}}
-
-
-def _setup(home: Path) -> None:
-    os.environ.update(SEMC_HOME=str(home), SEMC_CONFIG="none", SEMC_MODE="standalone",
-                      DJANGO_SETTINGS_MODULE="semc.settings")
-    import django
-
-    django.setup()
-    from semc.commands.init_databases import databases_init
-
-    databases_init()
 
 
 def _tree(root: Path, squares: int, per_square: int, *, start: int = 0) -> int:
@@ -156,17 +144,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", default=None, help="append the table to this markdown file")
     args = size_apply(parser.parse_args(argv), SIZE_DEFAULTS)
     home = Path(tempfile.mkdtemp(prefix="semc-bench-"))
-    _setup(home)
+    standalone_home_setup(home)
     rows = bench(args.squares, args.per_square)
-    text = "\n".join([
-        "### Watcher scan and registration cost (SQLite)", "",
-        (f"`python benchmarks/bench_ingest.py {' '.join(argv if argv is not None else sys.argv[1:])}` on "
-        f"{platform.node()} ({os.cpu_count()} CPUs), {time.strftime('%Y-%m-%d %H:%M')}"), "",
-        "| what | figure |", "|---|---|", *rows, ""])
-    print(text)
-    if args.out:
-        with open(args.out, "a") as handle:
-            handle.write(text + "\n")
+    shown = " ".join(argv if argv is not None else sys.argv[1:])
+    figure_table_emit("Watcher scan and registration cost (SQLite)", f"python benchmarks/bench_ingest.py {shown}",
+                      rows, args.out)
     return 0
 
 

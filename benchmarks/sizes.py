@@ -31,3 +31,34 @@ def size_apply(args: argparse.Namespace, defaults: dict[str, dict[str, Any]]) ->
         if getattr(args, key, None) is None:
             setattr(args, key, value)
     return args
+
+
+def standalone_home_setup(home) -> None:
+    """Point SEMC at a fresh standalone home (SQLite, no config file), set Django up and create the databases."""
+    import os
+
+    os.environ.update(SEMC_HOME=str(home), SEMC_CONFIG="none", SEMC_MODE="standalone",
+                      DJANGO_SETTINGS_MODULE="semc.settings")
+    import django
+
+    django.setup()
+    from semc.commands.init_databases import databases_init
+
+    databases_init()
+
+
+def figure_table_emit(title: str, command: str, rows: list[str], out: str | None) -> str:
+    """The ``| what | figure |`` markdown block of a benchmark (command, machine, time), printed and
+    appended to ``out`` when given; returns the text."""
+    import os
+    import platform
+    import time
+
+    text = "\n".join([f"### {title}", "", (f"`{command}` on {platform.node()} ({os.cpu_count()} CPUs), "
+                                           f"{time.strftime('%Y-%m-%d %H:%M')}"), "",
+                      "| what | figure |", "|---|---|", *rows, ""])
+    print(text)
+    if out:
+        with open(out, "a") as handle:
+            handle.write(text + "\n")
+    return text
