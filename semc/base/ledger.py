@@ -25,7 +25,7 @@ from semc.base.store import path_normalise
 from semc.models.semc import ExposureStep, ProcessingRun, StepState
 
 __all__ = ["run_open", "run_close", "ledger_sync", "ledger_lines", "ledger_submitted", "ledger_started",
-           "ledger_deferred", "ledger_failed", "ledger_done", "run_metrics", "RunMetrics", "now"]
+           "ledger_deferred", "ledger_failed", "ledger_done", "run_metrics", "RunMetrics", "now", "percentile"]
 
 
 def now() -> dt.datetime:
@@ -141,7 +141,8 @@ class RunMetrics:
     catch_up_s: float | None
 
 
-def _percentile(values: list[float], q: float) -> float | None:
+def percentile(values: list[float], q: float) -> float | None:
+    """The q-th percentile (integer q) with linear interpolation (numpy's default); None when empty."""
     if not values:
         return None
     if len(values) == 1:
@@ -164,5 +165,5 @@ def run_metrics(run: ProcessingRun, step: str, *, window_s: float = 600.0) -> Ru
     latencies = sorted((stored - arrived).total_seconds() for arrived, stored in recent if arrived and stored)
     catch_up = backlog / throughput * 60.0 if throughput > 0 else None
     return RunMetrics(counts=counts, backlog=backlog, throughput_per_min=throughput,
-                      latency_p50_s=_percentile(latencies, 50), latency_p95_s=_percentile(latencies, 95),
+                      latency_p50_s=percentile(latencies, 50), latency_p95_s=percentile(latencies, 95),
                       latency_max_s=latencies[-1] if latencies else None, catch_up_s=catch_up)

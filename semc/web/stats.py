@@ -294,13 +294,10 @@ def _run_info(run: ProcessingRun) -> RunInfo:
 
 # --- the figures ---------------------------------------------------------------------------------
 def _percentiles(values: list[float]) -> tuple[float | None, float | None]:
-    """p50 and p95 with linear interpolation (numpy's default, statistics' ``inclusive``)."""
-    if not values:
-        return None, None
-    import numpy as np
+    """p50 and p95 as the ledger computes them (linear interpolation)."""
+    from semc.base.ledger import percentile
 
-    p50, p95 = np.percentile(np.asarray(values, dtype=float), [50.0, 95.0])
-    return float(p50), float(p95)
+    return percentile(values, 50), percentile(values, 95)
 
 
 def _raw_query(session_id: int, preset: str | None):
