@@ -46,9 +46,14 @@ def _movie(path: Path, seed: int) -> None:
 
 @pytest.fixture
 def session(tmp_path):
+    return small_movie_session(tmp_path)
+
+
+def small_movie_session(tmp_path, n_images: int = 4):
+    """A session of `n_images` exposures with real SIZE² × FRAMES MRC movies under ``tmp_path``."""
     frames, images = tmp_path / "frames", tmp_path / "leginon"
     frames.mkdir(), images.mkdir()
-    populated = session_populate(n_images=4, frame_path=str(frames), image_path=str(images))
+    populated = session_populate(n_images=n_images, frame_path=str(frames), image_path=str(images))
     m.CameraEMData.objects.update(dimension_x=SIZE, dimension_y=SIZE, binning_x=1, binning_y=1, nframes=FRAMES,
                                   tiff_frames=False, exposure_time=None, frame_time=None, use_frames=None)
     m.CorrectorPlanData.objects.update(bad_cols="()", bad_pixels="()")

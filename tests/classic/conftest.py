@@ -7,10 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from semc import models as m
 from semc.dbsettings import APPION, DEFAULT, LEGINON, PROJECTS
-from tests.factories import session_populate
-from tests.test_loop import FRAMES, SIZE, _movie
+from tests.test_loop import FRAMES, SIZE, small_movie_session  # noqa: F401 - FRAMES, SIZE re-exported to the tests
 
 N_IMAGES = 2
 
@@ -18,17 +16,7 @@ N_IMAGES = 2
 @pytest.fixture
 def movie_session(tmp_path):
     """Two exposures of a K3-like camera shrunk to SIZE² × FRAMES movies (the daemon tests' camera)."""
-    frames, images = tmp_path / "frames", tmp_path / "leginon"
-    frames.mkdir(), images.mkdir()
-    populated = session_populate(n_images=N_IMAGES, frame_path=str(frames), image_path=str(images))
-    m.CameraEMData.objects.update(dimension_x=SIZE, dimension_y=SIZE, binning_x=1, binning_y=1, nframes=FRAMES,
-                                  tiff_frames=False, exposure_time=None, frame_time=None, use_frames=None)
-    m.CorrectorPlanData.objects.update(bad_cols="()", bad_pixels="()")
-    m.AcquisitionImageData.objects.update(norm=None)
-    m.PixelSizeCalibrationData.objects.update(pixelsize=1.0e-10)
-    for index, image in enumerate(populated.images):
-        _movie(frames / f"{image.filename}.frames.mrc", seed=index)
-    return populated
+    return small_movie_session(tmp_path, N_IMAGES)
 
 
 def all_models() -> list[tuple[str, type]]:
