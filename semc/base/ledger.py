@@ -25,7 +25,7 @@ from semc.base.store import path_normalise
 from semc.models.semc import ExposureStep, ProcessingRun, StepState
 
 __all__ = ["run_open", "run_close", "ledger_sync", "ledger_lines", "ledger_submitted", "ledger_started",
-           "ledger_deferred", "ledger_failed", "ledger_done", "run_metrics", "RunMetrics", "now", "percentile"]
+           "ledger_deferred", "ledger_failed", "ledger_done", "run_metrics", "RunMetrics", "now", "percentile", "done_results"]
 
 
 def now() -> dt.datetime:
@@ -139,6 +139,14 @@ class RunMetrics:
     latency_p95_s: float | None
     latency_max_s: float | None
     catch_up_s: float | None
+
+
+def done_results(run: ProcessingRun, step: str, *, having: str | None = None) -> list[dict[str, Any]]:
+    """The stored result summaries of a run's done exposures in one step, by exposure id (those with the
+    key ``having`` only, when given)."""
+    results = ledger_lines(run, step).filter(state=StepState.DONE).order_by("exposure_id").values_list(
+        "result", flat=True)
+    return [r for r in results if having is None or r.get(having)]
 
 
 def percentile(values: list[float], q: float) -> float | None:

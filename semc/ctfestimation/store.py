@@ -18,12 +18,12 @@ from typing import Any
 from django.db import transaction
 
 from semc import models as m
+from semc.base import ledger
 from semc.base.errors import InputMissing
 from semc.base.relion_star import Optics, micrographs_ctf_table, star_write
 from semc.base.store import path_get_or_create
 from semc.ctfestimation.calc.external import CtffindResult, apctfdata_values_from_ctffind
 from semc.models.routers import current_appion_alias
-from semc.models.semc import ExposureStep, StepState
 
 __all__ = ["CtfRunState", "run_prepare", "acerun_ensure", "done_ids", "outcome_save", "view_update"]
 
@@ -108,12 +108,10 @@ def outcome_save(state: CtfRunState, exposure_id: int, outcome, pipeline_outcome
 
 def view_update(state: CtfRunState, run) -> None:
     """Rewrite ``<rundir>/micrographs_ctf.star`` from the run's stored results."""
-    results = [r for r in ExposureStep.objects.filter(run=run, step="ctfestimation", state=StepState.DONE)
-               .order_by("exposure_id").values_list("result", flat=True) if r.get("ctf_id")]
+    results = ledger.done_results(run, "ctfestimation", having="ctf_id")
     if not results:
         return
-    motion = {r.get("aligned_id"): r for r in ExposureStep.objects.filter(
-        run=run, step="motioncorrection", state=StepState.DONE).values_list("result", flat=True)}
+    motion = {r.get("aligned_id"): r for r in ledger.done_results(run, "motioncorrection")}
     first = results[0]
     pixel = motion.get(first["image_id"], {}).get("pixel_size_A", 1.0)
     optics = Optics(pixel_size_angstrom=pixel, original_pixel_size_angstrom=motion.get(first["image_id"], {}).get(

@@ -22,13 +22,17 @@ from typing import Any
 from django.db import transaction
 
 from semc import models as m
-from semc.base.relion_star import Optics, accumulated_motion_angstrom, corrected_micrographs_table, star_write
+from semc.base import ledger
+from semc.base.relion_star import (
+    Optics,
+    accumulated_motion_angstrom,
+    corrected_micrographs_table,
+    star_write,
+)
 from semc.base.store import path_get_or_create
 from semc.dbsettings import LEGINON
 from semc.models.codecs import seq_decode, seq_encode
 from semc.models.routers import current_appion_alias
-from semc.models.semc import ExposureStep, StepState
-from semc.motioncorrection.calc.external_log import align_stats_from_positions, frame_trajectory_from_positions
 from semc.motioncorrection.calc.appion import (
     AxisGeometry,
     aligned_axis_geometry,
@@ -37,6 +41,10 @@ from semc.motioncorrection.calc.appion import (
     motioncorr_log_text,
     motioncorr_positions,
     use_frames_for_aligned,
+)
+from semc.motioncorrection.calc.external_log import (
+    align_stats_from_positions,
+    frame_trajectory_from_positions,
 )
 
 __all__ = ["MotionCorrectionRunState", "run_prepare", "ddstack_run_ensure", "done_ids", "outcome_save",
@@ -216,8 +224,7 @@ def outcome_save(state: MotionCorrectionRunState, exposure_id: int, outcome, pip
 
 def view_update(state: MotionCorrectionRunState, run) -> None:
     """Rewrite ``<rundir>/corrected_micrographs.star`` from the run's stored results."""
-    results = [r for r in ExposureStep.objects.filter(run=run, step="motioncorrection", state=StepState.DONE)
-               .order_by("exposure_id").values_list("result", flat=True) if r.get("micrograph")]
+    results = ledger.done_results(run, "motioncorrection", having="micrograph")
     if not results:
         return
     first = results[0]
