@@ -1,7 +1,7 @@
 """MotionCor's ``-OutStar 1``: the per-movie STAR file that RELION 4's Bayesian polishing reads.
 
 Blocks as RELION writes them for its own motion correction (``data_general``,
-``data_global_shift``; ``data_hot_pixels`` when defect pixels were given). Shifts are
+``data_global_shift``; no ``data_hot_pixels``: defects are corrected, not listed). Shifts are
 in unbinned movie pixels, relative to the first frame written, with RELION's sign: the
 shift that aligns the frame, i.e. minus the content motion.
 """
@@ -22,7 +22,6 @@ __all__ = ["polishing_star_write"]
 def polishing_star_write(
     path: str, *, movie: str, gain: str | None, shifts_px: np.ndarray, first_frame: int,
     movie_shape_nyx: tuple[int, int, int], params: MotionCorrectionParams,
-    hot_pixels_xy: np.ndarray | None = None,
 ) -> None:
     """Write the polishing STAR of one movie atomically (temporary name, then rename).
 
@@ -55,9 +54,6 @@ def polishing_star_write(
             "rlnMicrographShiftY": shifts[:, 1],
         }),
     }
-    if hot_pixels_xy is not None and len(hot_pixels_xy):
-        hot = np.asarray(hot_pixels_xy, dtype=np.float64)
-        blocks["hot_pixels"] = pd.DataFrame({"rlnCoordinateX": hot[:, 0], "rlnCoordinateY": hot[:, 1]})
     tmp = f"{path}.tmp{os.getpid()}"
     try:
         starfile.write(blocks, tmp, overwrite=True)
