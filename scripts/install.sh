@@ -6,7 +6,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PY=${PYTHON:-python3}
-APT_PACKAGES=(make pkg-config libmariadb-dev mariadb-server mariadb-client relion
+APT_PACKAGES=(make gcc libc6-dev pkg-config libmariadb-dev mariadb-server mariadb-client relion
               slurmctld slurmd slurm-client munge chromium rabbitmq-server)
 
 missing=()

@@ -27,14 +27,27 @@ def movie_on_disk(tmp_path_factory):
     return d, m
 
 
-def test_relion_runs_semc_motioncor2_and_its_star_holds_our_shifts(movie_on_disk):
+@pytest.fixture(scope="module")
+def relion_stack_shim(tmp_path_factory):
+    """The LD_PRELOAD shim that works around RELION 3.1.3's unassigned GPU count (see the C file)."""
+    compiler = shutil.which("cc") or shutil.which("gcc")
+    assert compiler, "a C compiler is needed to build the RELION shim (scripts/install.sh installs gcc)"
+    out = tmp_path_factory.mktemp("shim") / "relion_stack_shim.so"
+    src = os.path.join(os.path.dirname(__file__), "relion_stack_shim.c")
+    subprocess.run([compiler, "-shared", "-fPIC", "-O1", "-o", str(out), src, "-ldl"], check=True)
+    return str(out)
+
+
+def test_relion_runs_semc_motioncor2_and_its_star_holds_our_shifts(movie_on_disk, relion_stack_shim):
     d, movie = movie_on_disk
     # No --gpu: this Debian RELION build has no CUDA, and with --gpu it divides by its device count
-    # (0) before starting any MotionCor2; without it RELION runs the executable with no -Gpu flag.
+    # (0) before starting any MotionCor2. Without it RELION still computes "-Gpu rank % devCount"
+    # from a variable it never assigns; the shim makes that read deterministic (non-zero).
     cmd = ["relion_run_motioncorr", "--i", "mov.tif", "--o", "MC/", "--use_motioncor2",
            "--motioncor2_exe", shutil.which("semc-motioncor2"), "--angpix", "1", "--voltage", "300",
            "--dose_per_frame", "1", "--dose_weighting", "--patch_x", "5", "--patch_y", "5"]
-    proc = subprocess.run(cmd, cwd=d, capture_output=True, text=True)
+    env = {**os.environ, "LD_PRELOAD": relion_stack_shim}
+    proc = subprocess.run(cmd, cwd=d, capture_output=True, text=True, env=env)
     assert proc.returncode == 0, proc.stderr
     star = starfile.read(d / "MC" / "mov.star")
     shifts = star["global_shift"][["rlnMicrographShiftX", "rlnMicrographShiftY"]].to_numpy()
