@@ -229,7 +229,8 @@ def run_correction(
     refs = references or DetectorReferences()
     prep = _preparer(refs, frames.shape[1:], sizes)
     try:
-        corrected = correct_frames(frames, params=params, prepare=prep, workers=workers)
+        corrected = correct_frames(frames, params=params, prepare=prep, workers=workers,
+                                   overwrite_frames=True)
     except ValueError as exc:
         raise InvalidParameters(str(exc), step=_STEP, exposure_id=exposure_id, path=path) from exc
     del frames

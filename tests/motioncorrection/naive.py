@@ -52,3 +52,11 @@ def group_cross_spectra(spectra, ramp_y, ramp_x, group_of, n_groups, filt, phase
             p = np.where(np.abs(p) > 1e-30, p / np.maximum(np.abs(p), 1e-300), 0)
         out.append(p * filt)
     return np.stack(out)
+
+
+def warp_accumulate(frames, index, coef, weights, gain=None, dark=None):
+    out = np.zeros((weights.shape[1],) + frames.shape[1:])
+    for j, f in enumerate(index):
+        warped = warp_polynomial(correct_frame(frames[f], gain, dark), coef[j, 0], coef[j, 1])
+        out += weights[j][:, None, None] * warped[None]
+    return out

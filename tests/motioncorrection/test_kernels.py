@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from semc.motioncorrection.calc.internal.accumulate import accumulate_shifted, radial_bin_index, warp_polynomial
+from semc.motioncorrection.calc.internal.accumulate import accumulate_shifted, radial_bin_index
 from semc.motioncorrection.calc.internal.fourier import bin_image_sum, crop_half_spectrum, phase_ramp_axes
 
 from . import naive
@@ -63,18 +63,3 @@ def test_cropping_keeps_the_low_frequencies_of_a_band_limited_image():
     img = np.cos(2 * np.pi * 3 * x / 64) + np.sin(2 * np.pi * 2 * y / 64)
     small = np.fft.irfft2(crop_half_spectrum(np.fft.rfft2(img), (32, 32)), s=(32, 32)) * (32 * 32) / (64 * 64)
     np.testing.assert_allclose(small, img[::2, ::2], atol=1e-9)
-
-
-@pytest.mark.parametrize("shape", [(40, 56), (33, 47)])
-def test_polynomial_warp_matches_bilinear_map_coordinates(shape):
-    rng = np.random.default_rng(3)
-    img = rng.random(shape).astype(np.float32)
-    cx = np.array([0.7, 1.5, -2.0, 0.3, 1.0, -0.8])
-    cy = np.array([-1.2, 0.4, 0.9, -1.5, 0.2, 2.0])
-    out = warp_polynomial(img, coefficients_x=cx, coefficients_y=cy)
-    np.testing.assert_allclose(out, naive.warp_polynomial(img, cx, cy), atol=1e-5)
-
-
-def test_zero_warp_is_the_identity():
-    img = np.random.default_rng(4).random((16, 16)).astype(np.float32)
-    np.testing.assert_array_equal(warp_polynomial(img, coefficients_x=np.zeros(6), coefficients_y=np.zeros(6)), img)

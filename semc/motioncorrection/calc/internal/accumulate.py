@@ -1,4 +1,4 @@
-"""Numba kernels for the summation pass: Fourier accumulation and local warping.
+"""Numba kernel for the Fourier summation pass: shifted and weighted accumulation.
 
 Public wrappers check their inputs and call private ``_kernel`` functions; each
 kernel has a slow numpy twin in ``tests/motioncorrection/naive.py``.
@@ -12,7 +12,7 @@ from numpy.typing import NDArray
 
 from semc.motioncorrection.calc.internal._jit import NJIT_PARALLEL_OPTIONS
 
-__all__ = ["radial_bin_index", "accumulate_shifted", "warp_polynomial"]
+__all__ = ["radial_bin_index", "accumulate_shifted"]
 
 #: radial bins per frequency-index unit of the weight look-up table
 RADIAL_OVERSAMPLING = 4
@@ -100,67 +100,3 @@ def accumulate_shifted(
         raise ValueError("table must not be empty")
     _accumulate_shifted(spectrum, ramp_y, ramp_x, ridx, table,
                         dummy_c if acc is None else acc, acc_w, acc is not None, True)
-
-
-
-@numba.njit(**NJIT_PARALLEL_OPTIONS)
-def _warp_polynomial(image, cx, cy, out):  # pragma: no cover - jitted
-    ny, nx = image.shape
-    for y in numba.prange(ny):
-        v = y / ny - 0.5
-        for x in range(nx):
-            u = x / nx - 0.5
-            sx = cx[0] + cx[1] * u + cx[2] * u * u + cx[3] * v + cx[4] * v * v + cx[5] * u * v
-            sy = cy[0] + cy[1] * u + cy[2] * u * u + cy[3] * v + cy[4] * v * v + cy[5] * u * v
-            px = x + sx
-            py = y + sy
-            px = min(max(px, 0.0), nx - 1.0)
-            py = min(max(py, 0.0), ny - 1.0)
-            x0 = min(int(px), nx - 2)
-            y0 = min(int(py), ny - 2)
-            fx = px - x0
-            fy = py - y0
-            a = image[y0, x0] * (1.0 - fx) + image[y0, x0 + 1] * fx
-            b = image[y0 + 1, x0] * (1.0 - fx) + image[y0 + 1, x0 + 1] * fx
-            out[y, x] = a * (1.0 - fy) + b * fy
-
-
-def warp_polynomial(
-    image: NDArray[np.float32],
-    *,
-    coefficients_x: NDArray[np.float64],
-    coefficients_y: NDArray[np.float64],
-) -> NDArray[np.float32]:
-    """Undo a smooth motion field by bilinear interpolation (edges clamped).
-
-    ``out[y, x] = image[y + m_y(x, y), x + m_x(x, y)]`` where the content motion
-    m = (1, u, u^2, v, v^2, u v) @ coefficients, u = x/nx - 0.5, v = y/ny - 0.5.
-
-    Parameters
-    ----------
-    image
-        Shape (ny, nx) float32, C-contiguous, ny, nx >= 2.
-    coefficients_x, coefficients_y
-        Shape (6,): spatial coefficients of the motion at this frame (pixels).
-
-    Returns
-    -------
-    ndarray
-        Shape (ny, nx) float32.
-
-    Raises
-    ------
-    ValueError
-        On wrong shapes or dtypes.
-    """
-    if image.dtype != np.float32 or image.ndim != 2 or not image.flags.c_contiguous:
-        raise ValueError("image must be a C-contiguous 2-D float32 array")
-    if min(image.shape) < 2:
-        raise ValueError("image must be at least 2x2")
-    cx = np.ascontiguousarray(coefficients_x, dtype=np.float64)
-    cy = np.ascontiguousarray(coefficients_y, dtype=np.float64)
-    if cx.shape != (6,) or cy.shape != (6,):
-        raise ValueError("coefficients must have shape (6,)")
-    out = np.empty_like(image)
-    _warp_polynomial(image, cx, cy, out)
-    return out

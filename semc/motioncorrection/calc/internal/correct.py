@@ -3,11 +3,16 @@
 Pass 1 bins every corrected frame to about ``alignment_size_px`` on the short
 side (the MotionCor "xcf buffer", here by block summation), keeps the binned
 stack for patch alignment and the Fourier-cropped spectra for the global
-alignment. Pass 2 goes over the full-size frames once: optional local warp by
-the smooth residual model (bilinear, only when the model moves a pixel by
-more than 0.01 px), one forward FFT, then the global shift as a phase ramp and
-the dose weights are applied while accumulating the plain and weighted sums
-in Fourier space. Only the final sums are inverse transformed.
+alignment. Pass 2 goes over the full-size frames once. With a local model
+(the usual case) every frame is resampled by its total motion (global shift
+plus the smooth local model, bilinear) in one fused real-space pass that
+accumulates a few weighted sums: the plain sum (or odd/even sums) and a
+low-rank frame basis of the dose weights, from which the dose-weighted sums
+are formed in Fourier space (a handful of full-size FFTs per movie instead of
+one per frame). With whole-frame motion only, or when the aligned stack is
+asked for, each frame is instead transformed once and shifted exactly by a
+Fourier phase ramp while the plain and weighted sums accumulate in Fourier
+space. Defect pixels are repaired once per movie before both passes.
 """
 
 from __future__ import annotations
@@ -27,7 +32,11 @@ from semc.motioncorrection.calc.internal.accumulate import (
     radial_bin_index,
 )
 from semc.motioncorrection.calc.internal.align import align_stack, correlation_box
-from semc.motioncorrection.calc.internal.dose import accumulated_dose_e_per_a2, dose_weights
+from semc.motioncorrection.calc.internal.dose import (
+    accumulated_dose_e_per_a2,
+    dose_weights,
+    low_rank_frame_basis,
+)
 from semc.motioncorrection.calc.internal.fourier import crop_half_spectrum, phase_ramp_axes
 from semc.motioncorrection.calc.internal.frames import FramePreparer
 from semc.motioncorrection.calc.internal.local_model import LocalMotionModel, fit_local_model
@@ -35,6 +44,7 @@ from semc.motioncorrection.calc.internal.output import finish_sums
 from semc.motioncorrection.calc.internal.prepare_kernels import correct_and_bin
 from semc.motioncorrection.calc.internal.patches import align_patches, taper_window
 from semc.motioncorrection.calc.internal.trajectory import smooth_trajectory
+from semc.motioncorrection.calc.internal.warp_sum import warp_accumulate
 from semc.motioncorrection.types import MotionCorrectionParams
 
 logger = logging.getLogger(__name__)
@@ -188,6 +198,7 @@ def correct_frames(
     params: MotionCorrectionParams,
     prepare: FramePreparer | None = None,
     workers: int = 1,
+    overwrite_frames: bool = False,
 ) -> CorrectedMovie:
     """Align and sum a movie (see the module docstring).
 
@@ -201,6 +212,9 @@ def correct_frames(
         Dark/gain/defect correction applied to each raw frame.
     workers
         Threads for ``scipy.fft``.
+    overwrite_frames
+        Defect pixels may be repaired in ``frames`` itself (else in a copy, made
+        only when there are defects).
 
     Returns
     -------
@@ -216,6 +230,7 @@ def correct_frames(
     idx = np.arange(params.throw_frames, n_all - params.truncate_frames)
     if idx.size < 2:
         raise ValueError(f"{idx.size} frame(s) left after Throw/Trunc; need at least 2")
+    frames, prep = prep.repair_stack(frames, idx, in_place=overwrite_frames)
     n, ref = idx.size, _reference_index(idx.size, params.reference_frame)
     b = alignment_bin((ny, nx), params.alignment_size_px)
     g = global_bin((ny // b, nx // b), params.bfactor_global_px2)
@@ -274,21 +289,83 @@ def _frame_doses(params: MotionCorrectionParams, n_all: int) -> Sequence[float]:
 
 
 def _pass_two(frames, idx, prep, motion, model, params, workers):
+    """The sums (and the aligned stack when asked for).
+
+    With a local model (or no motion at all) every frame is resampled anyway, so the
+    fused real-space pass is used; whole-frame motion alone is applied exactly, as a
+    Fourier phase ramp per frame, as is the aligned stack."""
+    if not params.output_stack and (model is not None or not np.any(motion)):
+        return _pass_two_fused(frames, idx, prep, motion, model, params, workers), None
+    return _pass_two_fourier(frames, idx, prep, motion, model, params, workers)
+
+
+def _dose_tables(params, idx, n_all, shape):
+    """Radial weight tables (n, L) of the dose-weighted and dose-selected sums (None when not asked)."""
+    if not params.dose_weighting:
+        return None, None
+    doses = _frame_doses(params, n_all)
+    tables, acc_dose = _weight_tables(params, doses[: idx[-1] + 1], idx[0], shape)
+    sel_tables = None
+    if params.dose_range_sum_e_per_a2 is not None:
+        lo, hi = params.dose_range_sum_e_per_a2
+        sel = (acc_dose >= lo) & (acc_dose <= hi)
+        sel_tables, _ = _weight_tables(params, doses[: idx[-1] + 1], idx[0], shape, sel)
+    return tables, sel_tables
+
+
+def _pass_two_fused(frames, idx, prep, motion, model, params, workers):
+    """One real-space pass: warp every frame by its total motion and accumulate a few
+    weighted sums (plain, odd/even, and a low-rank frame basis of the dose weights);
+    the dose-weighted sums are then formed in Fourier space from those few sums."""
+    n_all, ny, nx = frames.shape
+    n = idx.size
+    coef = np.zeros((n, 2, 6))
+    for j in range(n):
+        if model is not None:
+            coef[j, 0], coef[j, 1] = model.frame_coefficients(j)
+        coef[j, 0, 0] += motion[j, 0]
+        coef[j, 1, 0] += motion[j, 1]
+    if params.split_sum:
+        plain = np.stack([np.arange(n) % 2 == 0, np.arange(n) % 2 == 1], axis=1).astype(np.float64)
+        names = {"odd": 0, "even": 1}
+    else:
+        plain, names = np.ones((n, 1)), {"sum": 0}
+    basis = plain
+    expansions = {}
+    tables, sel_tables = _dose_tables(params, idx, n_all, (ny, nx))
+    for kind, table in (("dose_weighted", tables), ("dose_selected", sel_tables)):
+        if table is not None:
+            basis, _ = low_rank_frame_basis(table, basis)
+            expansions[kind] = table
+    for kind, table in expansions.items():
+        expansions[kind] = np.linalg.lstsq(basis, table.astype(np.float64), rcond=None)[0].astype(np.float32)
+    sums = warp_accumulate(np.ascontiguousarray(frames), frame_index=idx, coefficients=coef, weights=basis,
+                           gain=prep.gain, dark=prep.dark)
+    accs: dict[str, NDArray] = {kind: sums[i] for kind, i in names.items()}
+    if expansions:
+        ridx = radial_bin_index(ny, nx)
+        nxh = nx // 2 + 1
+        ones_y, ones_x = np.ones(ny, np.complex64), np.ones(nxh, np.complex64)
+        weighted = {kind: np.zeros((ny, nxh), np.complex64) for kind in expansions}
+        for i in range(basis.shape[1]):
+            spec = scipy.fft.rfft2(sums[i], workers=workers)
+            for kind, coefficients in expansions.items():
+                accumulate_shifted(spec, ramp_y=ones_y, ramp_x=ones_x, acc=None,
+                                   weighted=(weighted[kind], np.ascontiguousarray(coefficients[i]), ridx))
+        accs.update(weighted)
+    return finish_sums(accs, (ny, nx), params, workers)
+
+
+def _pass_two_fourier(frames, idx, prep, motion, model, params, workers):
     n_all, ny, nx = frames.shape
     nxh = nx // 2 + 1
     split = params.split_sum
     accs = {k: np.zeros((ny, nxh), np.complex64) for k in (("odd", "even") if split else ("sum",))}
-    ridx = tables = sel_tables = None
-    if params.dose_weighting:
-        ridx = radial_bin_index(ny, nx)
-        doses = _frame_doses(params, n_all)
-        tables, acc_dose = _weight_tables(params, doses[: idx[-1] + 1], idx[0], (ny, nx))
-        accs["dose_weighted"] = np.zeros((ny, nxh), np.complex64)
-        if params.dose_range_sum_e_per_a2 is not None:
-            lo, hi = params.dose_range_sum_e_per_a2
-            sel = (acc_dose >= lo) & (acc_dose <= hi)
-            sel_tables, _ = _weight_tables(params, doses[: idx[-1] + 1], idx[0], (ny, nx), sel)
-            accs["dose_selected"] = np.zeros((ny, nxh), np.complex64)
+    tables, sel_tables = _dose_tables(params, idx, n_all, (ny, nx))
+    ridx = None if tables is None else radial_bin_index(ny, nx)
+    for kind, table in (("dose_weighted", tables), ("dose_selected", sel_tables)):
+        if table is not None:
+            accs[kind] = np.zeros((ny, nxh), np.complex64)
     stack = np.empty((idx.size, ny, nx), np.float32) if params.output_stack else None
     frame = np.empty((ny, nx), np.float32)
     for j, i in enumerate(idx):

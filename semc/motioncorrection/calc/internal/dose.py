@@ -22,6 +22,7 @@ __all__ = [
     "critical_exposure_e_per_a2",
     "accumulated_dose_e_per_a2",
     "dose_weights",
+    "low_rank_frame_basis",
 ]
 
 #: Grant & Grigorieff 2015, critical exposure fit N_e = a k^b + c (k in 1/A, N_e in e/A^2)
@@ -99,3 +100,57 @@ def dose_weights(
     w = np.exp(-dose.reshape((-1,) + (1,) * ne.ndim) / (2.0 * ne)[None])
     norm = np.sqrt(dose.size / np.maximum(np.sum(w * w, axis=0), 1e-300))
     return w * norm[None]
+
+
+def low_rank_frame_basis(
+    weights: NDArray[np.floating],
+    fixed: NDArray[np.floating],
+    *,
+    tolerance: float = 1e-4,
+) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
+    """Few frame combinations that reproduce per-frame weight tables (a low-rank expansion).
+
+    Dose weights ``w_i(k) = exp(-D_i a(k))`` (normalised per frequency) form an
+    (n frames x n frequencies) matrix of very low numerical rank: about six
+    frame combinations reproduce it to 1e-4. So a weighted sum
+    ``sum_i w_i(k) F_i(k)`` equals ``sum_j B_j(k) FFT(sum_i C_ij f_i)(k)`` with
+    only ``m`` forward FFTs instead of one per frame.
+
+    Parameters
+    ----------
+    weights
+        Shape (n, L): the weight of each frame in each radial bin.
+    fixed
+        Shape (n, p): frame combinations that are kept as they are (the plain
+        sum's all-ones column, or odd/even indicators); p may be 0.
+    tolerance
+        Largest allowed absolute error of the reproduced weights (> 0).
+
+    Returns
+    -------
+    (C, B)
+        C shape (n, m): ``fixed`` followed by the added combinations (orthonormal
+        among themselves); B shape (m, L) with ``max |C @ B - weights| <= tolerance``.
+
+    Raises
+    ------
+    ValueError
+        On mismatched shapes or a tolerance that is not positive.
+    """
+    w = np.asarray(weights, dtype=np.float64)
+    p = np.asarray(fixed, dtype=np.float64).reshape(w.shape[0], -1)
+    if w.ndim != 2 or not tolerance > 0:
+        raise ValueError("weights must be 2-D and tolerance > 0")
+    if p.shape[1]:
+        residual = w - p @ np.linalg.lstsq(p, w, rcond=None)[0]
+    else:
+        residual = w
+    u = np.linalg.svd(residual, full_matrices=False)[0]
+    for rank in range(0, u.shape[1] + 1):
+        c = np.hstack([p, u[:, :rank]])
+        if not c.shape[1]:
+            continue
+        b = np.linalg.lstsq(c, w, rcond=None)[0]
+        if np.max(np.abs(c @ b - w)) <= tolerance:
+            return c, b
+    return c, b

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 from numpy.typing import NDArray
@@ -98,6 +98,24 @@ class FramePreparer:
         flat = out.reshape(-1)
         flat[self.defect_targets] = flat[self.defect_sources]
         return out
+
+    def repair_stack(
+        self, frames: NDArray[np.generic], index: NDArray[np.integer], *, in_place: bool = False
+    ) -> tuple[NDArray[np.generic], "FramePreparer"]:
+        """Repair the defect pixels of frames ``index`` once for the whole movie.
+
+        Returns the frames (C-contiguous; repaired in place when ``in_place`` and the
+        array allows it, else a repaired copy) and a preparer that does not repair
+        again. Without defects the frames and this preparer are returned as they are.
+        """
+        if self.defect_targets is None or not self.defect_targets.size:
+            return frames, self
+        ok = in_place and isinstance(frames, np.ndarray) and frames.flags.writeable and frames.flags.c_contiguous
+        out = frames if ok else np.array(frames, order="C")
+        for i in index:
+            flat = out[i].reshape(-1)
+            flat[self.defect_targets] = flat[self.defect_sources]
+        return out, replace(self, defect_targets=None, defect_sources=None)
 
     def __call__(self, raw: NDArray[np.generic], out: NDArray[np.float32] | None = None) -> NDArray[np.float32]:
         return correct_frame(self.repaired(raw), gain=self.gain, dark=self.dark, out=out)

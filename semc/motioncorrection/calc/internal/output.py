@@ -43,12 +43,14 @@ def correct_mag_anisotropy(
 
 
 def finish_sums(
-    accumulators: dict[str, NDArray[np.complex64]],
+    accumulators: dict[str, NDArray[np.complex64] | NDArray[np.float32]],
     shape: tuple[int, int],
     params: MotionCorrectionParams,
     workers: int,
 ) -> dict[str, NDArray[np.float32]]:
-    """Inverse-transform the Fourier sums (cropped for ``output_bin``); adds ``sum`` from odd+even."""
+    """Output images from the sums: Fourier half spectra (complex) are inverse-transformed,
+    real-space sums (float32, shape ``shape``) kept; both Fourier-cropped for ``output_bin``.
+    Adds ``sum`` from odd + even."""
     accs = dict(accumulators)
     if "odd" in accs and "sum" not in accs:
         accs["sum"] = accs["odd"] + accs["even"]
@@ -56,6 +58,12 @@ def finish_sums(
     major, minor, angle = params.mag_anisotropy
     out = {}
     for kind, acc in accs.items():
+        if not np.iscomplexobj(acc):
+            if out_shape == shape:
+                out[kind] = correct_mag_anisotropy(np.asarray(acc, np.float32), major=major, minor=minor,
+                                                   angle_deg=angle)
+                continue
+            acc = scipy.fft.rfft2(acc, workers=workers)
         spec = acc if out_shape == shape else crop_half_spectrum(acc, out_shape)
         img = scipy.fft.irfft2(spec, s=out_shape, workers=workers).astype(np.float32)
         if out_shape != shape:
