@@ -146,9 +146,6 @@ def test_demo_results_are_within_the_engines_accuracy(demo):
 
 
 @pytest.mark.slow
-@pytest.mark.xfail(strict=True, reason="issue 5's 0.05 px target is met on the engine's own synthetic movies "
-                   "(tests/motioncorrection/test_correct.py) but not on the simulator's session movies (weak "
-                   "particle contrast, gain, defects, intra-frame blur): 0.06-0.10 px measured")
 def test_demo_drift_meets_the_motion_correction_target(demo):
     assert demo[1]["report"]["drift_rms_error_median_px"] <= DRIFT_RMS_TARGET_PX
 

@@ -11,9 +11,12 @@ from dataclasses import dataclass, field
 
 from semc.base.errors import InvalidParameters
 
-__all__ = ["MotionCorrectionParams", "GlobalMotion", "MotionCorrectionResult"]
+__all__ = ["CORRELATION_WEIGHTINGS", "MotionCorrectionParams", "GlobalMotion", "MotionCorrectionResult"]
 
 _STEP = "motioncorrection"
+
+#: values of ``MotionCorrectionParams.correlation_weighting``
+CORRELATION_WEIGHTINGS = ("ssnr", "bfactor")
 
 
 def _bad(message: str) -> InvalidParameters:
@@ -64,6 +67,11 @@ class MotionCorrectionParams:
         ``-Mag major minor angle_deg``: stretch to undo (1, 1, 0 = none).
     smooth_trajectory
         Smooth the whole-frame trajectory in time (GCV smoothing spline in sqrt(t)).
+    correlation_weighting
+        How each frequency of a correlation is weighted: ``"ssnr"`` (default) by the
+        spectral signal-to-noise ratio measured from the movie itself at every
+        iteration (a matched filter; the B-factor then only bounds the frequencies
+        used), or ``"bfactor"``: MotionCor's exp(-B f^2 / 2) alone.
     align
         ``-Align``: False sums the frames without aligning them (shifts all zero).
     fft_workers
@@ -94,6 +102,7 @@ class MotionCorrectionParams:
     output_stack: bool = False
     mag_anisotropy: tuple[float, float, float] = (1.0, 1.0, 0.0)
     smooth_trajectory: bool = True
+    correlation_weighting: str = "ssnr"
     align: bool = True
     fft_workers: int | None = None
 
@@ -127,6 +136,9 @@ class MotionCorrectionParams:
         major, minor, _ = self.mag_anisotropy
         if not (major > 0 and minor > 0):
             raise _bad(f"mag_anisotropy scales must be > 0, got {self.mag_anisotropy}")
+        if self.correlation_weighting not in CORRELATION_WEIGHTINGS:
+            raise _bad(f"correlation_weighting must be one of {CORRELATION_WEIGHTINGS}, "
+                       f"got {self.correlation_weighting!r}")
         if self.fft_workers is not None and self.fft_workers < 1:
             raise _bad(f"fft_workers must be >= 1, got {self.fft_workers}")
         if self.dose_weighting and self.pixel_size_angstrom is None:

@@ -63,3 +63,41 @@ def test_cropping_keeps_the_low_frequencies_of_a_band_limited_image():
     img = np.cos(2 * np.pi * 3 * x / 64) + np.sin(2 * np.pi * 2 * y / 64)
     small = np.fft.irfft2(crop_half_spectrum(np.fft.rfft2(img), (32, 32)), s=(32, 32)) * (32 * 32) / (64 * 64)
     np.testing.assert_allclose(small, img[::2, ::2], atol=1e-9)
+
+
+def test_newton_refinement_finds_the_exact_maximum_of_a_shifted_peak():
+    from semc.motioncorrection.calc.internal.peak import refine_peaks
+
+    ny, nx = 96, 128
+    fy, fx = np.fft.fftfreq(ny), np.fft.rfftfreq(nx)
+    envelope = np.exp(-30 * (fy[:, None] ** 2 + fx[None] ** 2))
+    true = np.array([[0.37, -1.21], [-2.6, 0.05], [0.0, 0.0]])
+    spectra = np.stack([envelope * np.exp(-2j * np.pi * (fx[None] * sx + fy[:, None] * sy)) for sx, sy in true])
+    start = np.round(true) + 0.3
+    got = refine_peaks(spectra.astype(np.complex64), freq_y=fy, freq_x=fx, start_px=start, max_step_px=3, steps=4)
+    np.testing.assert_allclose(got, true, atol=1e-6)
+    # a start beyond the allowed step keeps the start instead of jumping
+    kept = refine_peaks(spectra.astype(np.complex64), freq_y=fy, freq_x=fx, start_px=start, max_step_px=0.01)
+    np.testing.assert_array_equal(kept, start)
+
+
+def test_ssnr_weights_follow_the_signal_spectrum():
+    from semc.motioncorrection.calc.internal.align import SsnrWeights
+
+    rng = np.random.default_rng(5)
+    n, size = 16, 128
+    fy, fx = np.fft.fftfreq(size), np.fft.rfftfreq(size)
+    f = np.sqrt(fy[:, None] ** 2 + fx[None] ** 2)
+    signal = np.fft.rfft2(rng.standard_normal((size, size))) * np.exp(-f**2 / (2 * 0.05**2)) * 3.0
+    noise = [np.fft.rfft2(rng.standard_normal((size, size))) for _ in range(n)]
+    spectra = np.stack([signal + e for e in noise]).astype(np.complex64)
+    rings = np.rint(f * size).astype(np.int64)
+    weights = SsnrWeights(spectra, rings)
+    ssnr = weights.ssnr(spectra.sum(0))
+    true = np.bincount(rings.ravel(), (np.abs(signal) ** 2).ravel()) / np.bincount(rings.ravel()) / size**2
+    true = np.convolve(true, np.ones(3) / 3, mode="same")     # the estimate averages three rings too
+    low = slice(2, 8)
+    np.testing.assert_allclose(ssnr[low], true[low], rtol=0.35)   # measured from the data alone
+    w = weights(spectra.sum(0))
+    assert w.max() == pytest.approx(1.0)
+    assert w[rings > 40].max() < 0.05                             # no signal there: no weight

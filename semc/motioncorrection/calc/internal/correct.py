@@ -154,6 +154,7 @@ def _local(binned, motion_binned, ref, b, params, workers, full_shape):
         tolerance_px=params.tolerance_px / b,
         group_size=params.group_local,
         phase_only=params.phase_only,
+        weighting=params.correlation_weighting,
         workers=workers,
     )
     n = motion_binned.shape[0]
@@ -244,7 +245,8 @@ def correct_frames(
     t1 = time.perf_counter()
     trace = align_stack(spectra, image_shape=gshape, bfactor_px2=bfactor_g,
                         iterations=params.iterations, tolerance_px=params.tolerance_px / (b * g),
-                        group_size=params.group_global, phase_only=params.phase_only, workers=workers)
+                        group_size=params.group_global, phase_only=params.phase_only,
+                        weighting=params.correlation_weighting, workers=workers)
     del spectra
     raw_g = smooth_trajectory(trace.motion_px) if params.smooth_trajectory else trace.motion_px
     motion_b = (raw_g - raw_g[ref]) * g

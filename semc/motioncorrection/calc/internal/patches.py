@@ -95,6 +95,7 @@ def align_patches(
     tolerance_px: float,
     group_size: int,
     phase_only: bool = False,
+    weighting: str = "bfactor",
     workers: int = 1,
 ) -> PatchMeasurements:
     """Measure the motion of each patch (see the module docstring).
@@ -141,6 +142,7 @@ def align_patches(
             tolerance_px=tolerance_px,
             group_size=group_size,
             phase_only=phase_only,
+            weighting=weighting,
             initial_motion_px=init,
             max_shift_px=max(4.0, 0.1 * min(py, px)),
             workers=workers,
