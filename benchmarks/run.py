@@ -49,7 +49,7 @@ SIZES = ("ci", "realistic")
 BENCHMARKS: dict[str, list[list[str]]] = {
     "io": [["bench_io.py"]],
     "simulation": [["bench_simulation.py"]],
-    "motioncorrection": [["bench_motioncorrection.py"]],
+    "motioncorrection": [["bench_motioncorrection.py"], ["bench_mc_accuracy.py"]],
     "ctf": [["bench_ctf.py"]],
     "external_runner": [["bench_external_runner.py"]],
     "daemon": [["bench_daemon.py", "planner"], ["bench_daemon.py", "replay"]],

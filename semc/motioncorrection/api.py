@@ -95,12 +95,15 @@ def _movie_grouping(reader, lines, params: MotionCorrectionParams, path: str):
 
 
 def _read_movie(path: str, params: MotionCorrectionParams, lines, eer_upsampling: int):
-    """Frames (raw, or float32 group sums), header pixel size, doses per frame or None, group sizes."""
+    """Frames (raw, or group sums: uint16 counts or float32), header pixel size, doses per frame or None, group sizes."""
     with open_movie(path, eer_upsampling=eer_upsampling) as reader:
         if lines is None and reader.format != "eer":
             return reader.read_frames(), reader.pixel_size_angstrom, None, None
         grouping, doses = _movie_grouping(reader, lines, params, path)
-        return reader.read_grouped(grouping), reader.pixel_size_angstrom, doses, grouping.sizes
+        # counts (EER events, counting TIFF) sum exactly into uint16: a quarter of the float32 memory
+        counts = reader.dtype == np.uint8 and max(grouping.sizes) * 255 <= np.iinfo(np.uint16).max
+        frames = reader.read_grouped(grouping, dtype=np.uint16 if counts else np.float32)
+        return frames, reader.pixel_size_angstrom, doses, grouping.sizes
 
 
 def _orient(ref: NDArray[np.float32], refs: DetectorReferences) -> NDArray[np.float32]:

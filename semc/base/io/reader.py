@@ -7,6 +7,7 @@ import os
 from collections.abc import Iterator
 
 import numpy as np
+import numpy.typing as npt
 from numpy.typing import NDArray
 
 from semc.base.errors import InputMissing, InvalidParameters
@@ -89,10 +90,27 @@ class MovieReader:
         bounds = self._check_grouping(grouping)
         yield from self._iter_group_sums(bounds)
 
-    def read_grouped(self, grouping: FrameGrouping) -> NDArray[np.float32]:
-        """All group sums, ``(n_groups, ny, nx)`` float32."""
+    def read_grouped(self, grouping: FrameGrouping, dtype: npt.DTypeLike = np.float32) -> NDArray:
+        """All group sums, ``(n_groups, ny, nx)``, float32 unless asked otherwise.
+
+        ``dtype`` may be an unsigned integer type when the frames hold counts
+        (uint8 EER events, counting-mode TIFF) and no sum can exceed it: the group
+        sums of a counting movie are then stored exactly in a quarter (uint16) of
+        the float32 memory.
+
+        Raises
+        ------
+        InvalidParameters
+            On a bad grouping, or an integer ``dtype`` that the sums could overflow.
+        """
         bounds = self._check_grouping(grouping)
-        out = np.empty((len(bounds),) + self.frame_shape, dtype=np.float32)
+        out_type = np.dtype(dtype)
+        if out_type.kind in "ui":
+            largest = max(b - a for a, b in bounds)
+            if self.dtype.kind != "u" or largest * np.iinfo(self.dtype).max > np.iinfo(out_type).max:
+                raise InvalidParameters(
+                    f"{largest}-frame sums of {self.dtype} frames do not fit {out_type}", step="io", path=self.path)
+        out = np.empty((len(bounds),) + self.frame_shape, dtype=out_type)
         for i, group in enumerate(self._iter_group_sums(bounds)):
             out[i] = group
         return out

@@ -57,8 +57,11 @@ def test_upsampled_group_sums_equal_imagecodecs_renderings(tmp_path, rng, upsamp
     with open_movie(path, eer_upsampling=upsampling) as movie:
         assert movie.frame_shape == shape
         grouped = movie.read_grouped(FrameGrouping.fixed(6, 3))
+        counts = movie.read_grouped(FrameGrouping.fixed(6, 3), dtype=np.uint16)
     np.testing.assert_array_equal(grouped, expected)
     np.testing.assert_array_equal(grouped[0], truth)
+    assert counts.dtype == np.uint16 and grouped.dtype == np.float32
+    np.testing.assert_array_equal(counts, expected)   # the same counts in a quarter of the memory
 
 
 def test_pixel_size_and_metadata_come_from_the_tag_65001_xml(eer_4k):

@@ -60,6 +60,20 @@ def test_group_sums_equal_float_sums_of_the_frames(tmp_path, rng):
     np.testing.assert_array_equal(grouped, np.array(expected, dtype=np.float32))
 
 
+def test_integer_group_sums_are_refused_where_they_could_be_wrong(tmp_path, rng):
+    signed = rng.integers(0, 5, (6, 8, 8)).astype(np.int8)
+    write_mrc(tmp_path / "s.mrc", signed, pixel_size_angstrom=None)
+    counts = rng.integers(0, 255, (6, 8, 8)).astype(np.uint16)   # MRC mode 6
+    write_mrc(tmp_path / "c.mrc", counts, pixel_size_angstrom=None)
+    with open_movie(tmp_path / "s.mrc") as movie, pytest.raises(InvalidParameters, match="do not fit"):
+        movie.read_grouped(FrameGrouping.fixed(6, 3), dtype=np.uint16)   # signed frames
+    with open_movie(tmp_path / "c.mrc") as movie:
+        with pytest.raises(InvalidParameters, match="do not fit"):
+            movie.read_grouped(FrameGrouping.fixed(6, 3), dtype=np.uint16)   # 3 x 65535 could overflow
+        sums = movie.read_grouped(FrameGrouping.fixed(6, 3), dtype=np.uint32)
+    np.testing.assert_array_equal(sums, counts.reshape(2, 3, 8, 8).sum(1))
+
+
 def test_writing_is_atomic_and_leaves_no_temporary_file(tmp_path):
     path = tmp_path / "a.mrc"
     write_mrc(path, np.zeros((4, 4), np.float32), pixel_size_angstrom=1.0)
