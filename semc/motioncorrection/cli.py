@@ -41,9 +41,39 @@ logger = logging.getLogger(__name__)
 __all__ = ["motioncor2_main"]
 
 VERSION_LINE = "MotionCor2 version 1.6.4"
-_NO_EFFECT = ("InAln", "OutAln", "Tilt", "InFmMotion", "Cs", "AmpCont",
-              "ExtPhase", "FullSum", "TmpFile", "StackZ", "InSkips", "TiffOrder", "CorrInterp",
-              "UseGpus", "GpuMemUsage")
+_NO_EFFECT = ("InAln", "OutAln", "Tilt", "InFmMotion", "FullSum", "TmpFile", "StackZ", "InSkips",
+              "TiffOrder", "CorrInterp", "UseGpus", "GpuMemUsage")
+
+
+def _ctf_estimate(args: MotionCor2Args, output: str, corrected, pixel_size: float | None, out: TextIO) -> None:
+    """MotionCor3's CTF module (``-Cs`` > 0): the CTF of the sum, by SEMC's built-in CTF engine.
+
+    Writes ``<stem>_Ctf.mrc`` (CTFFIND's diagnostic image: the spectrum with the fit) and
+    ``<stem>_Ctf.txt`` (CTFFIND 4's result line and header), plus ``<stem>_Ctf_avrot.txt``.
+    ``-ExtPhase phase range`` (degrees) searches a phase shift in phase ± range; a phase
+    with range 0 is fitted only at that value.
+    """
+    from semc.ctfestimation.api import estimate_ctf
+    from semc.ctfestimation.types import CtfSearchParameters
+
+    if pixel_size is None:
+        raise InvalidParameters("-Cs needs the pixel size (-PixSize or the movie header)", step="motioncorrection")
+    phase = list(args["ExtPhase"]) + [0.0, 0.0]
+    centre, spread = np.deg2rad(phase[0]), np.deg2rad(abs(phase[1]))
+    phase_search = {}
+    if centre or spread:
+        phase_search = dict(find_phase_shift=True, min_phase_shift_radian=centre - spread,
+                            max_phase_shift_radian=centre + spread,
+                            phase_shift_step_radian=max(spread / 4, np.deg2rad(1.0)))
+    params = CtfSearchParameters(pixel_size_angstrom=pixel_size, voltage_kv=float(args.first("kV")),
+                                 spherical_aberration_mm=float(args.first("Cs")),
+                                 amplitude_contrast=float(args.first("AmpCont")), **phase_search)
+    image = corrected.sums.get("dose_weighted", corrected.sums["sum"])
+    diagnostic = os.path.splitext(output)[0] + "_Ctf.mrc"
+    result = estimate_ctf(image, params=params, diagnostic_path=diagnostic)
+    out.write(f"CTF estimation: defocus {result.defocus_1_angstrom:.1f} / {result.defocus_2_angstrom:.1f} A, "
+              f"azimuth {result.astigmatism_azimuth_degree:.1f} deg, fit to {result.fit_resolution_angstrom:.2f} A\n"
+              f"CTF results have been saved in:\n   {os.path.splitext(diagnostic)[0]}.txt\n\n")
 
 
 def _input_movies(args: MotionCor2Args) -> list[str]:
@@ -146,6 +176,8 @@ def _process(args: MotionCor2Args, movie: str, out: TextIO) -> None:
         out.write(f"Corrected sum has been saved in:\n   {path}\n\n")
     out.write("Motion corrected images saved.\n\n")
     _write_logs(args, movie, corrected, shifts)
+    if args.first("Cs") > 0 and output:
+        _ctf_estimate(args, output, corrected, result.pixel_size_angstrom, out)
     if args.first("OutStar"):
         star = os.path.splitext(output)[0] + ".star"
         with open_movie(movie, eer_upsampling=upsampling) as header:

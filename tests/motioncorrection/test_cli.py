@@ -135,3 +135,35 @@ def test_crop_writes_the_centre_of_every_output(tiff_movie, tmp_path, capsys):
     assert motioncor2_main([*common, "-OutMrc", str(tmp_path / "bad.mrc"), "-Crop", "600", "200"]) == 1
     assert "-Crop 600 200 does not fit" in capsys.readouterr().err
     assert not (tmp_path / "bad.mrc").exists()
+
+
+def test_cs_runs_the_ctf_module_on_the_sum_and_writes_ctffind_files(tmp_path, capsys):
+    from semc.simulation.movie import simulate_movie
+    from semc.simulation.types import DetectorSpec, MovieSpec, OpticsSpec
+
+    spec = MovieSpec(shape=(1024, 1024), n_frames=8, dose_per_frame_e_per_a2=4.0,
+                     optics=OpticsSpec(defocus1_angstrom=16000.0, defocus2_angstrom=15000.0,
+                                       astigmatism_azimuth_degree=30.0),
+                     detector=DetectorSpec(gain_sigma=0.0))
+    movie = simulate_movie(spec, 5)
+    tifffile.imwrite(tmp_path / "ctf.tif", movie.frames.astype(np.uint8), compression="lzw")
+    out = tmp_path / "ctf_out.mrc"
+    argv = ["-InTiff", str(tmp_path / "ctf.tif"), "-OutMrc", str(out), "-PixSize", "1.0", "-kV", "300",
+            "-Cs", "2.7", "-AmpCont", "0.07"]
+    assert motioncor2_main(argv) == 0
+    text = capsys.readouterr()
+    assert "-Cs is accepted but has no effect" not in text.err
+    assert "CTF results have been saved" in text.out
+    assert (tmp_path / "ctf_out_Ctf.mrc").is_file()
+    rows = [line.split() for line in (tmp_path / "ctf_out_Ctf.txt").read_text().splitlines()
+            if line.strip() and not line.startswith("#")]
+    df1, df2 = float(rows[-1][1]), float(rows[-1][2])
+    assert (df1 + df2) / 2 == pytest.approx(15500.0, rel=0.02)
+    assert abs(df1 - df2) == pytest.approx(1000.0, abs=250.0)
+
+
+def test_ctf_module_needs_a_pixel_size(tmp_path, capsys, tiff_movie):
+    path, _ = tiff_movie
+    status = motioncor2_main(["-InTiff", str(path), "-OutMrc", str(tmp_path / "o.mrc"), "-Cs", "2.7"])
+    assert status == 1
+    assert "-Cs needs the pixel size" in capsys.readouterr().err
