@@ -215,25 +215,39 @@ def run_correction(
     eer_upsampling: int = 1,
     exposure_id: int | None = None,
     crop_xy: tuple[int, int] | None = None,
+    reverse_frames: bool = False,
+    full_sum_path: str | os.PathLike[str] | None = None,
 ) -> tuple[MotionCorrectionResult, CorrectedMovie]:
     """Like `correct_movie_file`, and also return the engine's full `CorrectedMovie`.
 
     ``crop_xy`` (MotionCor's ``-Crop``): the written images are the centre ``x`` by ``y`` of
     the outputs (alignment still uses the whole frame, which only helps it).
+    ``reverse_frames`` (``-TiffOrder -1``): the frames (or EER fractions) are taken last first.
+    ``full_sum_path`` (``-FullSum``): written as soon as the whole-frame alignment is done, the
+    unweighted sum corrected for whole-frame motion only.
     """
     t0 = time.perf_counter()
     _keep_freed_memory()
     path = os.fspath(movie_path)
     workers = params.fft_workers or fft_workers()
     frames, header_px, doses, sizes = _read_movie(path, params, frame_groups, eer_upsampling)
+    if reverse_frames:
+        frames = np.ascontiguousarray(frames[::-1])
+        doses = None if doses is None else doses[::-1]
+        sizes = None if sizes is None else tuple(sizes[::-1])
     if doses is not None and params.pixel_size_angstrom is not None and any(d > 0 for d in doses):
         params = replace(params, frame_doses_e_per_a2=tuple(doses))
     t_read = time.perf_counter()
     refs = references or DetectorReferences()
     prep = _preparer(refs, frames.shape[1:], sizes)
+    on_global_sum = None
+    if full_sum_path is not None:
+        def on_global_sum(image):
+            px = params.pixel_size_angstrom or header_px
+            write_mrc(full_sum_path, image, pixel_size_angstrom=None if px is None else px * params.output_bin)
     try:
         corrected = correct_frames(frames, params=params, prepare=prep, workers=workers,
-                                   overwrite_frames=True)
+                                   overwrite_frames=True, on_global_sum=on_global_sum)
     except ValueError as exc:
         raise InvalidParameters(str(exc), step=_STEP, exposure_id=exposure_id, path=path) from exc
     del frames

@@ -41,39 +41,47 @@ logger = logging.getLogger(__name__)
 __all__ = ["motioncor2_main"]
 
 VERSION_LINE = "MotionCor2 version 1.6.4"
-_NO_EFFECT = ("InAln", "OutAln", "Tilt", "InFmMotion", "FullSum", "TmpFile", "StackZ", "InSkips",
-              "TiffOrder", "CorrInterp", "UseGpus", "GpuMemUsage")
+_NO_EFFECT = ("InAln", "OutAln", "Tilt", "TmpFile", "StackZ", "UseGpus", "GpuMemUsage")
 
 
-def _ctf_estimate(args: MotionCor2Args, output: str, corrected, pixel_size: float | None, out: TextIO) -> None:
+def _ctf_estimate(args: MotionCor2Args, movie: str, output: str, corrected, pixel_size: float | None,
+                  out: TextIO) -> None:
     """MotionCor3's CTF module (``-Cs`` > 0): the CTF of the sum, by SEMC's built-in CTF engine.
 
-    Writes ``<stem>_Ctf.mrc`` (CTFFIND's diagnostic image: the spectrum with the fit) and
-    ``<stem>_Ctf.txt`` (CTFFIND 4's result line and header), plus ``<stem>_Ctf_avrot.txt``.
-    ``-ExtPhase phase range`` (degrees) searches a phase shift in phase ± range; a phase
-    with range 0 is fitted only at that value.
+    As MotionCor3 names them, in the output's folder after the *input* movie: ``<movie>_Ctf.mrc``
+    (the spectrum with the fitted CTF, CTFFIND's diagnostic image) and ``<movie>_Ctf.txt`` (one
+    header line with CTFFIND 4's column names, then micrograph number, defocus 1 and 2 in Å,
+    azimuth in degrees, extra phase shift in radians, score, and the resolution of the fit — where
+    MotionCor3 writes a placeholder 10.0, the real one). ``-ExtPhase p`` > 0 searches the extra
+    phase shift in [0, min(2 p, 180)] degrees, i.e. centred on p (MotionCor3's range).
     """
     from semc.ctfestimation.api import estimate_ctf
     from semc.ctfestimation.types import CtfSearchParameters
 
     if pixel_size is None:
         raise InvalidParameters("-Cs needs the pixel size (-PixSize or the movie header)", step="motioncorrection")
-    phase = list(args["ExtPhase"]) + [0.0, 0.0]
-    centre, spread = np.deg2rad(phase[0]), np.deg2rad(abs(phase[1]))
+    phase = float(args.first("ExtPhase"))
     phase_search = {}
-    if centre or spread:
-        phase_search = dict(find_phase_shift=True, min_phase_shift_radian=centre - spread,
-                            max_phase_shift_radian=centre + spread,
-                            phase_shift_step_radian=max(spread / 4, np.deg2rad(1.0)))
+    if phase > 0:
+        top = np.deg2rad(min(2.0 * phase, 180.0))
+        phase_search = dict(find_phase_shift=True, min_phase_shift_radian=0.0, max_phase_shift_radian=top,
+                            phase_shift_step_radian=min(np.deg2rad(10.0), top / 4))
     params = CtfSearchParameters(pixel_size_angstrom=pixel_size, voltage_kv=float(args.first("kV")),
                                  spherical_aberration_mm=float(args.first("Cs")),
                                  amplitude_contrast=float(args.first("AmpCont")), **phase_search)
     image = corrected.sums.get("dose_weighted", corrected.sums["sum"])
-    diagnostic = os.path.splitext(output)[0] + "_Ctf.mrc"
-    result = estimate_ctf(image, params=params, diagnostic_path=diagnostic)
-    out.write(f"CTF estimation: defocus {result.defocus_1_angstrom:.1f} / {result.defocus_2_angstrom:.1f} A, "
-              f"azimuth {result.astigmatism_azimuth_degree:.1f} deg, fit to {result.fit_resolution_angstrom:.2f} A\n"
-              f"CTF results have been saved in:\n   {os.path.splitext(diagnostic)[0]}.txt\n\n")
+    stem = os.path.join(os.path.dirname(output), os.path.splitext(os.path.basename(movie))[0])
+    r = estimate_ctf(image, params=params, diagnostic_path=stem + "_Ctf.mrc")
+    with open(stem + "_Ctf.txt", "w") as fh:   # replaces the CTFFIND-style text the engine wrote
+        fh.write("# Columns: #1 micrograph number; #2 - defocus 1 [A]; #3 - defocus 2; #4 - azimuth of "
+                 "astigmatism; #5 - additional phase shift [radian]; #6 - cross correlation; #7 - spacing "
+                 "(in Angstroms) up to which CTF rings were fit successfully\n")
+        fh.write(f"{1:4d}   {r.defocus_1_angstrom:6.2f}  {r.defocus_2_angstrom:8.2f}  "
+                 f"{r.astigmatism_azimuth_degree:8.2f}  {r.phase_shift_radian:8.2f}  {r.cross_correlation:7.2f}  "
+                 f"{r.fit_resolution_angstrom:8.4f}\n")
+    out.write(f"CTF estimation: defocus {r.defocus_1_angstrom:.1f} / {r.defocus_2_angstrom:.1f} A, "
+              f"azimuth {r.astigmatism_azimuth_degree:.1f} deg, fit to {r.fit_resolution_angstrom:.2f} A\n"
+              f"CTF results have been saved in:\n   {stem}_Ctf.txt\n\n")
 
 
 def _input_movies(args: MotionCor2Args) -> list[str]:
@@ -84,6 +92,8 @@ def _input_movies(args: MotionCor2Args) -> list[str]:
     suffix = args["InSuffix"] or {"InMrc": ".mrc", "InTiff": ".tif", "InEer": ".eer"}[key]
     pattern = os.path.join(path, "*" + suffix) if os.path.isdir(path) else path + "*" + suffix
     movies = sorted(glob.glob(pattern))
+    skips = [word for word in str(args["InSkips"] or "").split() if word]
+    movies = [m for m in movies if not any(word in os.path.basename(m) for word in skips)]
     if not movies:
         raise InvalidParameters(f"-Serial 1 found no movie matching {pattern}", step="motioncorrection")
     return movies
@@ -159,7 +169,9 @@ def _process(args: MotionCor2Args, movie: str, out: TextIO) -> None:
         crop = tuple(max(1, round(v / params.output_bin)) for v in args["Crop"])
     output = _output_for(args, movie)
     result, corrected = run_correction(movie, output_path=output, params=params, references=refs,
-                                       frame_groups=groups, eer_upsampling=upsampling, crop_xy=crop)
+                                       frame_groups=groups, eer_upsampling=upsampling, crop_xy=crop,
+                                       reverse_frames=args.first("TiffOrder") < 0,
+                                       full_sum_path=args["FullSum"] or None)
     shifts = -corrected.motion_px
     out.write("Full-frame alignment has been started.\n")
     out.write(format_iterations(corrected.global_errors_px))
@@ -177,7 +189,7 @@ def _process(args: MotionCor2Args, movie: str, out: TextIO) -> None:
     out.write("Motion corrected images saved.\n\n")
     _write_logs(args, movie, corrected, shifts)
     if args.first("Cs") > 0 and output:
-        _ctf_estimate(args, output, corrected, result.pixel_size_angstrom, out)
+        _ctf_estimate(args, movie, output, corrected, result.pixel_size_angstrom, out)
     if args.first("OutStar"):
         star = os.path.splitext(output)[0] + ".star"
         with open_movie(movie, eer_upsampling=upsampling) as header:

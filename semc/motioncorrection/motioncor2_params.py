@@ -51,6 +51,8 @@ def params_from_args(args: MotionCor2Args, movie: str | None = None) -> MotionCo
             output_stack=bool(args.first("OutStack")),
             mag_anisotropy=tuple(args["Mag"]),
             align=bool(args.first("Align")),
+            in_frame_motion=bool(args.first("InFmMotion")),
+            correct_interpolation=bool(args.first("CorrInterp")),
         )
     except InvalidParameters as exc:
         raise InvalidParameters(exc.message, step=_STEP, path=movie) from None

@@ -67,6 +67,14 @@ class MotionCorrectionParams:
         ``-Mag major minor angle_deg``: stretch to undo (1, 1, 0 = none).
     smooth_trajectory
         Smooth the whole-frame trajectory in time (GCV smoothing spline in sqrt(t)).
+    in_frame_motion
+        ``-InFmMotion 1``: weight every frame's spectrum by the transfer function of its own
+        motion blur, sinc(|m| (k . m/|m|)) with m its motion during the frame (MotionCor3's
+        motion "deconvolution"); the sums then take each frequency mostly from the frames
+        that did not smear it. Uses the per-frame Fourier summation.
+    correct_interpolation
+        ``-CorrInterp 1``: divide the sums' spectra by sinc(pi |k|)^(1/8), MotionCor3's
+        compensation of the attenuation by bilinear resampling.
     correlation_weighting
         How each frequency of a correlation is weighted: ``"ssnr"`` (default) by the
         spectral signal-to-noise ratio measured from the movie itself at every
@@ -102,6 +110,8 @@ class MotionCorrectionParams:
     output_stack: bool = False
     mag_anisotropy: tuple[float, float, float] = (1.0, 1.0, 0.0)
     smooth_trajectory: bool = True
+    in_frame_motion: bool = False
+    correct_interpolation: bool = False
     correlation_weighting: str = "ssnr"
     align: bool = True
     fft_workers: int | None = None

@@ -6,6 +6,7 @@ import subprocess
 import mrcfile
 import numpy as np
 import pytest
+import scipy.ndimage
 import tifffile
 
 from semc.motioncorrection.cli import motioncor2_main
@@ -137,7 +138,7 @@ def test_crop_writes_the_centre_of_every_output(tiff_movie, tmp_path, capsys):
     assert not (tmp_path / "bad.mrc").exists()
 
 
-def test_cs_runs_the_ctf_module_on_the_sum_and_writes_ctffind_files(tmp_path, capsys):
+def test_cs_runs_the_ctf_module_on_the_sum_and_writes_motioncor3s_files(tmp_path, capsys):
     from semc.simulation.movie import simulate_movie
     from semc.simulation.types import DetectorSpec, MovieSpec, OpticsSpec
 
@@ -154,10 +155,13 @@ def test_cs_runs_the_ctf_module_on_the_sum_and_writes_ctffind_files(tmp_path, ca
     text = capsys.readouterr()
     assert "-Cs is accepted but has no effect" not in text.err
     assert "CTF results have been saved" in text.out
-    assert (tmp_path / "ctf_out_Ctf.mrc").is_file()
-    rows = [line.split() for line in (tmp_path / "ctf_out_Ctf.txt").read_text().splitlines()
-            if line.strip() and not line.startswith("#")]
-    df1, df2 = float(rows[-1][1]), float(rows[-1][2])
+    # MotionCor3 names them after the input movie, in the output's folder
+    assert (tmp_path / "ctf_Ctf.mrc").is_file()
+    lines = (tmp_path / "ctf_Ctf.txt").read_text().splitlines()
+    assert lines[0].startswith("# Columns: #1 micrograph number; #2 - defocus 1 [A]") and len(lines) == 2
+    row = lines[1].split()
+    assert row[0] == "1" and len(row) == 7
+    df1, df2 = float(row[1]), float(row[2])
     assert (df1 + df2) / 2 == pytest.approx(15500.0, rel=0.02)
     assert abs(df1 - df2) == pytest.approx(1000.0, abs=250.0)
 
@@ -167,3 +171,79 @@ def test_ctf_module_needs_a_pixel_size(tmp_path, capsys, tiff_movie):
     status = motioncor2_main(["-InTiff", str(path), "-OutMrc", str(tmp_path / "o.mrc"), "-Cs", "2.7"])
     assert status == 1
     assert "-Cs needs the pixel size" in capsys.readouterr().err
+
+
+def test_inskips_leaves_out_matching_movies_in_serial_mode(tiff_movie, tmp_path, capsys):
+    path, _ = tiff_movie
+    folder = tmp_path / "in"
+    folder.mkdir()
+    for name in ("a_001.tif", "a_002_bad.tif", "a_003.tif"):
+        (folder / name).write_bytes(path.read_bytes())
+    out = tmp_path / "out"
+    out.mkdir()
+    argv = ["-InTiff", str(folder) + "/", "-InSuffix", ".tif", "-Serial", "1", "-OutMrc", str(out) + "/",
+            "-InSkips", "bad"]
+    assert motioncor2_main(argv) == 0
+    assert sorted(p.name for p in out.glob("*.mrc")) == ["a_001.mrc", "a_003.mrc"]
+    assert "has no effect" not in capsys.readouterr().err
+
+
+def test_tifforder_minus_one_takes_the_frames_last_first(tiff_movie, tmp_path, capsys):
+    path, _ = tiff_movie
+    shifts = {}
+    for order in ("1", "-1"):
+        out = tmp_path / f"o{order}.mrc"
+        assert motioncor2_main(["-InTiff", str(path), "-OutMrc", str(out), "-TiffOrder", order]) == 0
+        text = capsys.readouterr().out
+        table = text[text.index("  Frame   x Shift   y Shift"):].split("\n\n")[0].splitlines()[1:]
+        shifts[order] = np.array([[float(w) for w in row.split()[1:]] for row in table])
+    # the same motion, read backwards: relative to the (new) first frame, it is the old last frame's
+    forward, backward = shifts["1"], shifts["-1"]
+    np.testing.assert_allclose(backward, (forward - forward[-1])[::-1], atol=0.15)
+
+
+def test_fullsum_writes_the_whole_frame_corrected_sum(tiff_movie, tmp_path, capsys):
+    path, _ = tiff_movie
+    out, full = tmp_path / "o.mrc", tmp_path / "full.mrc"
+    assert motioncor2_main(["-InTiff", str(path), "-OutMrc", str(out), "-FullSum", str(full)]) == 0
+    with mrcfile.open(full) as a, mrcfile.open(out) as b:
+        early, final = np.array(a.data, dtype=np.float64), np.array(b.data, dtype=np.float64)
+    assert early.shape == final.shape
+    # without patches both are whole-frame corrections of the same frames: the same image up to the
+    # resampling (the early one bilinear, the final one by Fourier phase ramps), which damps the noise
+    # near Nyquist: equal once low-pass filtered
+    smooth = [scipy.ndimage.gaussian_filter(img, 2.0)[8:-8, 8:-8].ravel() for img in (early, final)]
+    assert np.corrcoef(*smooth)[0, 1] > 0.99
+    assert early.mean() == pytest.approx(final.mean(), rel=1e-3)
+
+
+def test_corrinterp_boosts_high_frequencies_as_motioncor3s_filter(tiff_movie, tmp_path, capsys):
+    from semc.motioncorrection.calc.internal.output import interpolation_transfer
+
+    path, _ = tiff_movie
+    images = {}
+    for flag in ("0", "1"):
+        out = tmp_path / f"c{flag}.mrc"
+        assert motioncor2_main(["-InTiff", str(path), "-OutMrc", str(out), "-CorrInterp", flag]) == 0
+        with mrcfile.open(out) as mrc:
+            images[flag] = np.fft.rfft2(np.array(mrc.data, dtype=np.float64))
+    ratio = np.abs(images["1"]) / np.maximum(np.abs(images["0"]), 1e-12)
+    expected = 1.0 / interpolation_transfer(images["0"].shape[:1] + ((images["0"].shape[1] - 1) * 2,))
+    np.testing.assert_allclose(ratio[1:, 1:], expected[1:, 1:], rtol=1e-3)
+
+
+def test_infmmotion_weights_each_frame_by_its_own_blur(tmp_path, capsys):
+    from semc.motioncorrection.calc.internal.correct import _in_frame_motion_filters
+
+    motion = np.array([[0.0, 0.0], [2.0, 0.0], [2.05, 0.0]])
+    filt = _in_frame_motion_filters(motion, 32, 32)
+    first = filt(0)
+    assert filt(2) is None                                          # 0.05 px of motion: left alone
+    fx = np.fft.rfftfreq(32)
+    np.testing.assert_allclose(first[0], np.where(2 * fx < 1, np.sinc(2 * fx), 0.0), atol=1e-6)  # along x
+    np.testing.assert_allclose(first[:, 0], 1.0)                    # across the motion: untouched
+    movie = make_movie(shape=(256, 256), n_frames=8, dose_per_pixel=4.0, seed=14)
+    tifffile.imwrite(tmp_path / "m.tif", movie.frames.astype(np.uint8), compression="lzw")
+    assert motioncor2_main(["-InTiff", str(tmp_path / "m.tif"), "-OutMrc", str(tmp_path / "o.mrc"),
+                            "-InFmMotion", "1"]) == 0
+    assert "has no effect" not in capsys.readouterr().err

@@ -200,6 +200,7 @@ def correct_frames(
     prepare: FramePreparer | None = None,
     workers: int = 1,
     overwrite_frames: bool = False,
+    on_global_sum=None,
 ) -> CorrectedMovie:
     """Align and sum a movie (see the module docstring).
 
@@ -216,6 +217,10 @@ def correct_frames(
     overwrite_frames
         Defect pixels may be repaired in ``frames`` itself (else in a copy, made
         only when there are defects).
+    on_global_sum
+        Called, as soon as the whole-frame alignment is done and before the patch
+        alignment, with the unweighted sum corrected for whole-frame motion only
+        (MotionCor's ``-FullSum``: quick feedback for CTF estimation).
 
     Returns
     -------
@@ -250,6 +255,13 @@ def correct_frames(
     del spectra
     raw_g = smooth_trajectory(trace.motion_px) if params.smooth_trajectory else trace.motion_px
     motion_b = (raw_g - raw_g[ref]) * g
+    if on_global_sum is not None:
+        coef = np.zeros((n, 2, 6))
+        coef[:, :, 0] = motion_b * b
+        plain = warp_accumulate(np.ascontiguousarray(frames), frame_index=idx, coefficients=coef,
+                                weights=np.ones((n, 1)), gain=prep.gain, dark=prep.dark)[0]
+        on_global_sum(finish_sums({"sum": plain}, (ny, nx), params, workers)["sum"])
+        del plain
     t2 = time.perf_counter()
     model, centres, residual, perr = None, np.zeros((0, 2)), np.zeros((0, n, 2)), ()
     if params.local and n > 2:
@@ -296,7 +308,7 @@ def _pass_two(frames, idx, prep, motion, model, params, workers):
     With a local model (or no motion at all) every frame is resampled anyway, so the
     fused real-space pass is used; whole-frame motion alone is applied exactly, as a
     Fourier phase ramp per frame, as is the aligned stack."""
-    if not params.output_stack and (model is not None or not np.any(motion)):
+    if not params.output_stack and not params.in_frame_motion and (model is not None or not np.any(motion)):
         return _pass_two_fused(frames, idx, prep, motion, model, params, workers), None
     return _pass_two_fourier(frames, idx, prep, motion, model, params, workers)
 
@@ -370,6 +382,7 @@ def _pass_two_fourier(frames, idx, prep, motion, model, params, workers):
             accs[kind] = np.zeros((ny, nxh), np.complex64)
     stack = np.empty((idx.size, ny, nx), np.float32) if params.output_stack else None
     frame = np.empty((ny, nx), np.float32)
+    blur = _in_frame_motion_filters(motion, ny, nx) if params.in_frame_motion else None
     for j, i in enumerate(idx):
         cx = cy = None
         if model is not None:
@@ -379,6 +392,10 @@ def _pass_two_fourier(frames, idx, prep, motion, model, params, workers):
         else:
             prep(frames[i], out=frame)
         spec = scipy.fft.rfft2(frame, workers=workers)
+        if blur is not None:
+            filt = blur(j)
+            if filt is not None:
+                spec *= filt
         ry, rx = phase_ramp_axes(ny, nx, -motion[j, 0], -motion[j, 1])
         plain = accs["sum"] if not split else accs["odd" if j % 2 == 0 else "even"]
         weighted = None if tables is None else (accs["dose_weighted"], tables[j], ridx)
@@ -390,3 +407,30 @@ def _pass_two_fourier(frames, idx, prep, motion, model, params, workers):
             spec *= ry[:, None] * rx[None, :]
             stack[j] = scipy.fft.irfft2(spec, s=(ny, nx), workers=workers)
     return finish_sums(accs, (ny, nx), params, workers), stack
+
+
+def _in_frame_motion_filters(motion, ny, nx):
+    """``-InFmMotion``: per frame, the transfer function of its own motion blur (or None if < 0.1 px).
+
+    The motion during frame j is ``motion[j + 1] - motion[j]`` (the last frame takes the step
+    before it); a blur along m multiplies the spectrum by sinc(|m| (k . m/|m|)), and weighting
+    the frame by it (zero beyond the first zero, as MotionCor3 does) leaves the frequencies it
+    smeared to the other frames.
+    """
+    fy, fx = np.fft.fftfreq(ny)[:, None], np.fft.rfftfreq(nx)[None, :]
+    n = motion.shape[0]
+
+    def filt(j: int):
+        if n < 2:
+            return None
+        a, b = (j, j + 1) if j + 1 < n else (j - 1, j)
+        step = motion[b] - motion[a]
+        length = float(np.hypot(*step))
+        if length < 0.1:
+            return None
+        along = np.abs(fx * step[0] + fy * step[1])   # |k . m| = |m| (k . m/|m|)
+        out = np.sinc(along)
+        out[along >= 1.0] = 0.0
+        return out.astype(np.float32)
+
+    return filt

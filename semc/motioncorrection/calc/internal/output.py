@@ -10,7 +10,7 @@ from numpy.typing import NDArray
 from semc.motioncorrection.calc.internal.fourier import crop_half_spectrum
 from semc.motioncorrection.types import MotionCorrectionParams
 
-__all__ = ["binned_shape", "correct_mag_anisotropy", "finish_sums"]
+__all__ = ["binned_shape", "correct_mag_anisotropy", "finish_sums", "interpolation_transfer"]
 
 
 def binned_shape(shape: tuple[int, int], output_bin: float) -> tuple[int, int]:
@@ -42,6 +42,14 @@ def correct_mag_anisotropy(
     )
 
 
+def interpolation_transfer(shape: tuple[int, int]) -> NDArray[np.float32]:
+    """MotionCor3's model of the attenuation by bilinear resampling on an rfft2 grid:
+    sinc(pi |k|)^(1/8), |k| in cycles per pixel, 1 at k = 0."""
+    fy = np.fft.fftfreq(shape[0])[:, None]
+    fx = np.fft.rfftfreq(shape[1])[None, :]
+    return (np.sinc(np.sqrt(fy**2 + fx**2)) ** 0.125).astype(np.float32)
+
+
 def finish_sums(
     accumulators: dict[str, NDArray[np.complex64] | NDArray[np.float32]],
     shape: tuple[int, int],
@@ -58,6 +66,9 @@ def finish_sums(
     major, minor, angle = params.mag_anisotropy
     out = {}
     for kind, acc in accs.items():
+        if params.correct_interpolation:
+            acc = scipy.fft.rfft2(acc, workers=workers) if not np.iscomplexobj(acc) else acc.copy()
+            acc /= interpolation_transfer(shape)
         if not np.iscomplexobj(acc):
             if out_shape == shape:
                 out[kind] = correct_mag_anisotropy(np.asarray(acc, np.float32), major=major, minor=minor,
