@@ -217,6 +217,7 @@ def run_correction(
     crop_xy: tuple[int, int] | None = None,
     reverse_frames: bool = False,
     full_sum_path: str | os.PathLike[str] | None = None,
+    given_motion: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None,
 ) -> tuple[MotionCorrectionResult, CorrectedMovie]:
     """Like `correct_movie_file`, and also return the engine's full `CorrectedMovie`.
 
@@ -225,6 +226,7 @@ def run_correction(
     ``reverse_frames`` (``-TiffOrder -1``): the frames (or EER fractions) are taken last first.
     ``full_sum_path`` (``-FullSum``): written as soon as the whole-frame alignment is done, the
     unweighted sum corrected for whole-frame motion only.
+    ``given_motion``: sum along this motion instead of aligning (see `correct_frames`; ``-InAln``).
     """
     t0 = time.perf_counter()
     _keep_freed_memory()
@@ -247,7 +249,8 @@ def run_correction(
             write_mrc(full_sum_path, image, pixel_size_angstrom=None if px is None else px * params.output_bin)
     try:
         corrected = correct_frames(frames, params=params, prepare=prep, workers=workers,
-                                   overwrite_frames=True, on_global_sum=on_global_sum)
+                                   overwrite_frames=True, on_global_sum=on_global_sum,
+                                   given_motion=given_motion)
     except ValueError as exc:
         raise InvalidParameters(str(exc), step=_STEP, exposure_id=exposure_id, path=path) from exc
     del frames

@@ -19,6 +19,7 @@ import numpy as np
 
 from semc.base.errors import InvalidParameters, ProcessingError
 from semc.base.io import open_movie
+from semc.motioncorrection.aln import AlignmentFile, aln_path, aln_read, aln_write
 from semc.motioncorrection.api import DetectorReferences, run_correction
 from semc.motioncorrection.motioncor2_args import (
     MotionCor2Args,
@@ -41,7 +42,7 @@ logger = logging.getLogger(__name__)
 __all__ = ["motioncor2_main"]
 
 VERSION_LINE = "MotionCor2 version 1.6.4"
-_NO_EFFECT = ("InAln", "OutAln", "Tilt", "TmpFile", "StackZ", "UseGpus", "GpuMemUsage")
+_NO_EFFECT = ("Tilt", "TmpFile", "StackZ", "UseGpus", "GpuMemUsage")
 
 
 def _ctf_estimate(args: MotionCor2Args, movie: str, output: str, corrected, pixel_size: float | None,
@@ -168,10 +169,15 @@ def _process(args: MotionCor2Args, movie: str, out: TextIO) -> None:
             raise InvalidParameters(f"-Crop needs two positive sizes, got {args['Crop']}", step="motioncorrection")
         crop = tuple(max(1, round(v / params.output_bin)) for v in args["Crop"])
     output = _output_for(args, movie)
+    given = None
+    if args["InAln"] and not args["OutAln"]:   # MotionCor3: -OutAln wins over -InAln
+        aln = aln_read(aln_path(args["InAln"], movie))
+        out.write(f"Alignment loaded from {aln_path(args['InAln'], movie)}: alignment is bypassed.\n")
+        given = (-aln.global_shifts_px, aln.patch_centres_px, -aln.patch_shifts_px)
     result, corrected = run_correction(movie, output_path=output, params=params, references=refs,
                                        frame_groups=groups, eer_upsampling=upsampling, crop_xy=crop,
                                        reverse_frames=args.first("TiffOrder") < 0,
-                                       full_sum_path=args["FullSum"] or None)
+                                       full_sum_path=args["FullSum"] or None, given_motion=given)
     shifts = -corrected.motion_px
     out.write("Full-frame alignment has been started.\n")
     out.write(format_iterations(corrected.global_errors_px))
@@ -188,6 +194,15 @@ def _process(args: MotionCor2Args, movie: str, out: TextIO) -> None:
         out.write(f"Corrected sum has been saved in:\n   {path}\n\n")
     out.write("Motion corrected images saved.\n\n")
     _write_logs(args, movie, corrected, shifts)
+    if args["OutAln"]:
+        os.makedirs(args["OutAln"], exist_ok=True)
+        with open_movie(movie, eer_upsampling=upsampling) as header:
+            ny, nx = header.frame_shape
+        patches = list(args["Patch"]) + [0, 0, 0]
+        aln_write(aln_path(args["OutAln"], movie), AlignmentFile(
+            stack_size=(nx, ny, shifts.shape[0]), patches=tuple(int(v) for v in patches[:3]),
+            throw=(args.first("Throw"), args.first("Trunc")), global_shifts_px=shifts,
+            patch_centres_px=corrected.patch_centres_px, patch_shifts_px=-corrected.patch_residual_px))
     if args.first("Cs") > 0 and output:
         _ctf_estimate(args, movie, output, corrected, result.pixel_size_angstrom, out)
     if args.first("OutStar"):

@@ -247,3 +247,33 @@ def test_infmmotion_weights_each_frame_by_its_own_blur(tmp_path, capsys):
     assert motioncor2_main(["-InTiff", str(tmp_path / "m.tif"), "-OutMrc", str(tmp_path / "o.mrc"),
                             "-InFmMotion", "1"]) == 0
     assert "has no effect" not in capsys.readouterr().err
+
+
+def test_outaln_then_inaln_sums_the_movie_again_without_aligning_it(tiff_movie, tmp_path, capsys):
+    from semc.motioncorrection.aln import aln_read
+
+    path, _ = tiff_movie
+    first, again = tmp_path / "first.mrc", tmp_path / "again.mrc"
+    common = ["-InTiff", str(path), "-Patch", "3", "3", "-PixSize", "1", "-FmDose", "1"]
+    assert motioncor2_main(common + ["-OutMrc", str(first), "-OutAln", str(tmp_path / "aln")]) == 0
+    capsys.readouterr()
+    aln = aln_read(str(tmp_path / "aln" / "mov.aln"))
+    assert aln.stack_size == (512, 512, 16) and aln.patches[:2] == (3, 3)
+    assert aln.global_shifts_px.shape == (16, 2) and aln.patch_shifts_px.shape == (9, 16, 2)
+    assert motioncor2_main(common + ["-OutMrc", str(again), "-InAln", str(tmp_path / "aln")]) == 0
+    text = capsys.readouterr().out
+    assert "alignment is bypassed" in text and "x Shift   y Shift" in text
+    for suffix in ("", "_DW"):
+        with mrcfile.open(tmp_path / f"first{suffix}.mrc") as a, mrcfile.open(tmp_path / f"again{suffix}.mrc") as b:
+            np.testing.assert_allclose(b.data, a.data, rtol=1e-3, atol=1e-2 * float(np.abs(a.data).max()))
+
+
+def test_a_broken_alignment_file_is_a_clear_error(tiff_movie, tmp_path, capsys):
+    path, _ = tiff_movie
+    (tmp_path / "aln").mkdir()
+    (tmp_path / "aln" / "mov.aln").write_text("setting\n   stackSize: 512 512 16 1\nglobalShift\n   0  +0.1\n")
+    status = motioncor2_main(["-InTiff", str(path), "-OutMrc", str(tmp_path / "o.mrc"), "-InAln",
+                              str(tmp_path / "aln")])
+    err = capsys.readouterr().err
+    assert status == 1 and "does not parse" in err and "mov.aln" in err
+    assert not (tmp_path / "o.mrc").exists()

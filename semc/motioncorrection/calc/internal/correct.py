@@ -157,12 +157,17 @@ def _local(binned, motion_binned, ref, b, params, workers, full_shape):
         weighting=params.correlation_weighting,
         workers=workers,
     )
-    n = motion_binned.shape[0]
     pm = meas.motion_px - meas.motion_px[:, ref : ref + 1]
     residual = (pm - (motion_binned - motion_binned[ref])[None]) * b
     centres = meas.centres_px * b
-    p = centres.shape[0]
-    model = fit_local_model(
+    errs = tuple(tuple(e * b for e in pe) for pe in meas.iteration_errors_px)
+    return _model_of(centres, residual, ref, full_shape), centres, residual, errs
+
+
+def _model_of(centres, residual, ref, full_shape):
+    """The smooth local model fitted to patch residuals (p, n, 2) at centres (p, 2), input pixels."""
+    p, n = residual.shape[:2]
+    return fit_local_model(
         x_px=np.repeat(centres[:, 0], n),
         y_px=np.repeat(centres[:, 1], n),
         frame=np.tile(np.arange(n), p),
@@ -171,8 +176,6 @@ def _local(binned, motion_binned, ref, b, params, workers, full_shape):
         reference_frame=ref,
         n_frames=n,
     )
-    errs = tuple(tuple(e * b for e in pe) for pe in meas.iteration_errors_px)
-    return model, centres, residual, errs
 
 
 def _weight_tables(params, n_doses, first, shape, selected=None):
@@ -201,6 +204,7 @@ def correct_frames(
     workers: int = 1,
     overwrite_frames: bool = False,
     on_global_sum=None,
+    given_motion: tuple[NDArray, NDArray, NDArray] | None = None,
 ) -> CorrectedMovie:
     """Align and sum a movie (see the module docstring).
 
@@ -221,6 +225,10 @@ def correct_frames(
         Called, as soon as the whole-frame alignment is done and before the patch
         alignment, with the unweighted sum corrected for whole-frame motion only
         (MotionCor's ``-FullSum``: quick feedback for CTF estimation).
+    given_motion
+        (motion (n, 2), patch centres (p, 2), patch residual motion (p, n, 2)), content
+        motion in input pixels, from an earlier run (``-InAln``): no alignment is done, the
+        frames are summed along it (p may be 0: whole-frame motion only).
 
     Returns
     -------
@@ -245,6 +253,8 @@ def correct_frames(
     t0 = time.perf_counter()
     if not params.align:
         return _sum_unaligned(frames, idx, prep, ref, b, params, workers)
+    if given_motion is not None:
+        return _sum_along(frames, idx, prep, ref, b, params, workers, given_motion)
     box = correlation_box(gshape, bfactor_g)
     binned, spectra = _pass_one(frames, idx, prep, b, g, box, workers)
     t1 = time.perf_counter()
@@ -289,6 +299,27 @@ def _sum_unaligned(frames, idx, prep, ref, b, params, workers) -> CorrectedMovie
     return CorrectedMovie(
         sums=sums, stack=stack, motion_px=np.zeros((n, 2)), reference_frame=ref, first_frame=int(idx[0]),
         local_model=None, patch_centres_px=np.zeros((0, 2)), patch_residual_px=np.zeros((0, n, 2)),
+        global_errors_px=(), patch_errors_px=(), alignment_bin=b,
+        timings_s={"prepare": 0.0, "align_global": 0.0, "align_local": 0.0, "sum": time.perf_counter() - t0},
+    )
+
+
+def _sum_along(frames, idx, prep, ref, b, params, workers, given) -> CorrectedMovie:
+    """Sums along a motion measured earlier (``-InAln``): no alignment."""
+    n, (ny, nx) = idx.size, frames.shape[1:]
+    motion, centres, residual = (np.asarray(a, dtype=np.float64) for a in given)
+    if motion.shape != (n, 2) or residual.shape != (centres.shape[0], n, 2):
+        raise ValueError(f"the given motion is for {motion.shape[0]} frames, the movie has {n} to sum")
+    motion = motion - motion[ref]
+    residual = residual - residual[:, ref : ref + 1]
+    model = None
+    if centres.shape[0] and n > 2 and centres.shape[0] * n > 18:
+        model = _model_of(centres, residual, ref, (ny, nx))
+    t0 = time.perf_counter()
+    sums, stack = _pass_two(frames, idx, prep, motion, model, params, workers)
+    return CorrectedMovie(
+        sums=sums, stack=stack, motion_px=motion, reference_frame=ref, first_frame=int(idx[0]),
+        local_model=model, patch_centres_px=centres, patch_residual_px=residual,
         global_errors_px=(), patch_errors_px=(), alignment_bin=b,
         timings_s={"prepare": 0.0, "align_global": 0.0, "align_local": 0.0, "sum": time.perf_counter() - t0},
     )
