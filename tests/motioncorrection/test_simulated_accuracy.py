@@ -92,3 +92,23 @@ def test_trajectories_beat_relion_own_on_weak_particle_contrast(tmp_path):
     our_error = _rms_error(_ours(movie), truth)
     assert relion_error < 2.0  # RELION found the motion (the path is several pixels long)
     assert our_error <= 0.5 * relion_error, (our_error, relion_error)
+
+
+def test_in_frame_motion_weighting_improves_the_sum_of_a_fast_moving_movie():
+    # -InFmMotion: each frame weighted by its own blur; the simulator blurs every frame along its motion
+    from .conftest import frc
+
+    spec = MovieSpec(shape=(512, 512), n_frames=16, dose_per_frame_e_per_a2=4.0, specimen=TEXTURED,
+                     motion=MotionSpec(global_amplitude_px=12.0, decay_frames=2.0),
+                     detector=dataclasses.replace(DetectorSpec(), gain_sigma=0.0))
+    gains = []
+    for seed in (0, 1):
+        movie = simulate_movie(spec, seed)
+        scores = []
+        for flag in (False, True):
+            r = correct_frames(movie.frames, params=MotionCorrectionParams(in_frame_motion=flag, reference_frame=0),
+                               workers=2)
+            f, c = frc(r.sums["sum"], movie.clean_sum)
+            scores.append(c[(f > 0.12) & (f < 0.2)].mean())
+        gains.append(scores[1] - scores[0])
+    assert min(gains) > 0.003, gains   # measured: +0.008 and +0.008 (FRC 0.094 -> 0.103, 0.081 -> 0.089)
