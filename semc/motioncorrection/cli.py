@@ -54,13 +54,18 @@ def _ctf_estimate(args: MotionCor2Args, movie: str, output: str, corrected, pixe
     header line with CTFFIND 4's column names, then micrograph number, defocus 1 and 2 in Å,
     azimuth in degrees, extra phase shift in radians, score, and the resolution of the fit — where
     MotionCor3 writes a placeholder 10.0, the real one). ``-ExtPhase p`` > 0 searches the extra
-    phase shift in [0, min(2 p, 180)] degrees, i.e. centred on p (MotionCor3's range).
+    phase shift in [0, min(2 p, 180)] degrees, i.e. centred on p (MotionCor3's range). Without
+    a pixel size the estimate is skipped with MotionCor3's message. (MotionCor3's code default
+    is Cs 2.7, so it estimates whenever a pixel size is given; semc-motioncor2 presents itself as
+    MotionCor2 1.6.4, which has no CTF module, and keeps Cs 0 = off unless ``-Cs`` is given.)
     """
     from semc.ctfestimation.api import estimate_ctf
     from semc.ctfestimation.types import CtfSearchParameters
 
-    if pixel_size is None:
-        raise InvalidParameters("-Cs needs the pixel size (-PixSize or the movie header)", step="motioncorrection")
+    if pixel_size is None:   # MotionCor3 skips the estimate (and goes on) without a pixel size
+        out.write(f"Skip CTF estimation. Need the following parameters.\nHigh tension: {args.first('kV')}\n"
+                  f"Cs value:     {float(args.first('Cs')):f}\nPixel size:   0.000000\n\n")
+        return
     phase = float(args.first("ExtPhase"))
     phase_search = {}
     if phase > 0:

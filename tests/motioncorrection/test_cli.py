@@ -166,11 +166,12 @@ def test_cs_runs_the_ctf_module_on_the_sum_and_writes_motioncor3s_files(tmp_path
     assert abs(df1 - df2) == pytest.approx(1000.0, abs=250.0)
 
 
-def test_ctf_module_needs_a_pixel_size(tmp_path, capsys, tiff_movie):
+def test_ctf_module_is_skipped_without_a_pixel_size_as_motioncor3_does(tmp_path, capsys, tiff_movie):
     path, _ = tiff_movie
     status = motioncor2_main(["-InTiff", str(path), "-OutMrc", str(tmp_path / "o.mrc"), "-Cs", "2.7"])
-    assert status == 1
-    assert "-Cs needs the pixel size" in capsys.readouterr().err
+    assert status == 0 and (tmp_path / "o.mrc").is_file()
+    assert "Skip CTF estimation. Need the following parameters." in capsys.readouterr().out
+    assert not (tmp_path / "mov_Ctf.txt").exists()
 
 
 def test_inskips_leaves_out_matching_movies_in_serial_mode(tiff_movie, tmp_path, capsys):
