@@ -355,3 +355,36 @@ def test_an_external_program_that_crashes_or_hangs_fails_its_exposures_with_the_
         log = tmp_path / "ddstack1" / f"{image.filename}_st_Log.motioncor2.txt"
         assert "Loading movie" in log.read_text()
     assert not m.ApDDAlignImagePairData.objects.exists()
+
+
+def _cannot_be_unpickled():
+    raise RuntimeError("this task's inputs cannot be rebuilt where they are unpickled")
+
+
+class _UnpicklableInputs:
+    """Stands in for inputs that pickle on the controller but fail to deserialise on the cluster."""
+
+    def __reduce__(self):
+        return (_cannot_be_unpickled, ())
+
+
+def test_a_task_that_cannot_be_deserialised_fails_its_exposure_and_the_run_goes_on(tmp_path, session, monkeypatch):
+    # reported once: a task the cluster could not deserialise made the controller raise and the run hang
+    import time
+
+    import semc.loop
+
+    bad = session.images[0].pk
+    real_inputs = semc.loop.exposure_inputs_get
+    monkeypatch.setattr(semc.loop, "exposure_inputs_get",
+                        lambda exposure_id: _UnpicklableInputs() if exposure_id == bad else real_inputs(exposure_id))
+    t0 = time.monotonic()
+    controller = _run(_params(tmp_path))
+    assert time.monotonic() - t0 < 120   # no hang: the run ends on its own
+    lines = {line.exposure_id: line for line in ExposureStep.objects.all()}
+    assert lines[bad].state == StepState.QUARANTINED, lines[bad].state   # retried, then quarantined
+    assert lines[bad].attempts == 2 and "deserial" in lines[bad].last_error.lower()
+    others = [i.pk for i in session.images if i.pk != bad]
+    assert all(lines[pk].state == StepState.DONE for pk in others)
+    assert controller.stored == len(others)
+    assert not m.ApDDAlignImagePairData.objects.filter(source_id=bad).exists()   # no partial row
