@@ -35,7 +35,6 @@ from semc.motioncorrection.motioncor2_log import (
     format_patch_progress,
 )
 from semc.motioncorrection.motioncor2_params import fmintfile_groups, params_from_args
-from semc.motioncorrection.polishing_star import polishing_star_write
 
 logger = logging.getLogger(__name__)
 
@@ -211,6 +210,8 @@ def _process(args: MotionCor2Args, movie: str, out: TextIO) -> None:
     if args.first("Cs") > 0 and output:
         _ctf_estimate(args, movie, output, corrected, result.pixel_size_angstrom, out)
     if args.first("OutStar"):
+        from semc.motioncorrection.polishing_star import polishing_star_write  # pandas: only when asked
+
         star = os.path.splitext(output)[0] + ".star"
         with open_movie(movie, eer_upsampling=upsampling) as header:
             movie_shape = (header.n_frames,) + tuple(header.frame_shape)
