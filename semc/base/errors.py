@@ -208,6 +208,10 @@ class LogParseError(_ProgramError):
     """Output of an external program (log, results file) that does not parse."""
 
 
+class OutputError(ProcessingError):
+    """An output file or folder cannot be written (missing folder, no permission, disk full)."""
+
+
 class InvalidParameters(ProcessingError):
     """A parameter is out of range, of the wrong kind, or inconsistent with another."""
 

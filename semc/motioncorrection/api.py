@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 from numpy.typing import NDArray
 
-from semc.base.errors import CorruptInput, InputMissing, InvalidParameters
+from semc.base.errors import CorruptInput, InputMissing, InvalidParameters, OutputError
 from semc.base.io import FrameGrouping, open_movie, read_image, write_mrc
 from semc.base.parallel import fft_workers
 from semc.motioncorrection.calc.internal.correct import CorrectedMovie, correct_frames
@@ -205,6 +205,15 @@ def centre_crop(image: np.ndarray, crop_xy: tuple[int, int], *, path: str = "") 
     return np.ascontiguousarray(image[..., y0:y0 + cy, x0:x0 + cx])
 
 
+def _write(path: str, image: np.ndarray, pixel: float | None, exposure_id: int | None) -> None:
+    """Write one output MRC; a folder that is missing or not writable is an `OutputError` naming the file."""
+    try:
+        write_mrc(path, image, pixel_size_angstrom=pixel)
+    except OSError as exc:
+        raise OutputError(f"cannot write the output: {exc.strerror or exc}", step=_STEP,
+                          exposure_id=exposure_id, path=path) from exc
+
+
 def run_correction(
     movie_path: str | os.PathLike[str],
     *,
@@ -246,7 +255,7 @@ def run_correction(
     if full_sum_path is not None:
         def on_global_sum(image):
             px = params.pixel_size_angstrom or header_px
-            write_mrc(full_sum_path, image, pixel_size_angstrom=None if px is None else px * params.output_bin)
+            _write(os.fspath(full_sum_path), image, None if px is None else px * params.output_bin, exposure_id)
     try:
         corrected = correct_frames(frames, params=params, prepare=prep, workers=workers,
                                    overwrite_frames=True, on_global_sum=on_global_sum,
@@ -266,7 +275,7 @@ def run_correction(
             images = {kind: centre_crop(img, crop_xy, path=path) for kind, img in images.items()}
         written = output_paths_for(output_path, list(images))
         for kind, img in images.items():
-            write_mrc(written[kind], img, pixel_size_angstrom=out_pixel)
+            _write(written[kind], img, out_pixel, exposure_id)
     t_end = time.perf_counter()
     shifts = tuple((float(-x), float(-y)) for x, y in corrected.motion_px)
     result = MotionCorrectionResult(

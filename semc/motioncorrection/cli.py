@@ -261,4 +261,8 @@ def motioncor2_main(argv: Sequence[str] | None = None) -> int:
         except ProcessingError as exc:
             print(f"semc-motioncor2: error: {exc}", file=sys.stderr)
             status = 1
+        except OSError as exc:   # a log, .aln, STAR or CTF file that cannot be written
+            print(f"semc-motioncor2: error: {movie}: cannot write {exc.filename or 'an output'}: "
+                  f"{exc.strerror or exc}", file=sys.stderr)
+            status = 1
     return status

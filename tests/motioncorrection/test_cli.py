@@ -278,3 +278,16 @@ def test_a_broken_alignment_file_is_a_clear_error(tiff_movie, tmp_path, capsys):
     err = capsys.readouterr().err
     assert status == 1 and "does not parse" in err and "mov.aln" in err
     assert not (tmp_path / "o.mrc").exists()
+
+
+@pytest.mark.parametrize("flag", ["-OutMrc", "-FullSum", "-OutAln"])
+def test_an_output_that_cannot_be_written_is_a_clear_error(tiff_movie, tmp_path, capsys, flag):
+    path, _ = tiff_movie
+    missing = tmp_path / "no" / "such" / "folder"
+    argv = {"-OutMrc": ["-OutMrc", str(missing / "o.mrc")],
+            "-FullSum": ["-OutMrc", str(tmp_path / "o.mrc"), "-FullSum", str(missing / "full.mrc")],
+            "-OutAln": ["-OutMrc", str(tmp_path / "o.mrc"), "-OutAln", str(tmp_path / "o.mrc")]}[flag]
+    status = motioncor2_main(["-InTiff", str(path), *argv])
+    err = capsys.readouterr().err
+    assert status == 1 and "Traceback" not in err
+    assert "semc-motioncor2: error:" in err and ("cannot write" in err or "exists" in err)
