@@ -19,6 +19,8 @@ CASES = [
     e.UnsupportedVersion("no parser", program="MotionCor2", version="9.9"),
     e.LogParseError("no shift table", program="MotionCor2", version="1.6.4", path="/r/log.txt"),
     e.InvalidParameters("bad bin", step="motioncorrection"),
+    e.OutputError("cannot write the output: No such file or directory", step="motioncorrection", exposure_id=4,
+                  path="/out/o.mrc"),
     e.ConfigurationError("bad port", key="database.port", source="environment SEMC_DB_PORT"),
 ]
 
