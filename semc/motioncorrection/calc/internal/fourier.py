@@ -18,6 +18,7 @@ __all__ = [
     "radial_frequency",
     "crop_half_spectrum",
     "phase_ramp_axes",
+    "stack_ramp_axes",
     "bin_image_sum",
 ]
 
@@ -83,6 +84,20 @@ def phase_ramp_axes(
     ry = np.exp(-2j * np.pi * fy * shift_y).astype(np.complex64)
     rx = np.exp(-2j * np.pi * fx * shift_x).astype(np.complex64)
     return ry, rx
+
+
+def stack_ramp_axes(
+    fy: NDArray[np.floating], fx: NDArray[np.floating], motion_px: NDArray[np.floating]
+) -> tuple[NDArray[np.complex64], NDArray[np.complex64]]:
+    """Per-image separable factors exp(2 pi i f m): (n, cy) and (n, cxh), for motions (n, 2) (x, y).
+
+    Multiplying image i's half spectrum by them moves its content by ``-motion_px[i]``;
+    ``fy``, ``fx`` are the frequencies of the grid in cycles per pixel.
+    """
+    m = np.asarray(motion_px, dtype=np.float64)
+    ry = np.exp(2j * np.pi * np.asarray(fy)[None, :] * m[:, 1:2]).astype(np.complex64)
+    rx = np.exp(2j * np.pi * np.asarray(fx)[None, :] * m[:, 0:1]).astype(np.complex64)
+    return np.ascontiguousarray(ry), np.ascontiguousarray(rx)
 
 
 @numba.njit(**NJIT_PARALLEL_OPTIONS)

@@ -7,6 +7,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from semc.motioncorrection.calc.internal._jit import NJIT_PARALLEL_OPTIONS
+from semc.motioncorrection.calc.internal.fourier import stack_ramp_axes
 
 __all__ = ["peak_near_origin", "refine_peaks"]
 
@@ -148,8 +149,7 @@ def refine_peaks(
     start = s.copy()
     sums = np.empty((n, 5), dtype=np.float64)
     for _ in range(steps):
-        ramp_y = np.exp(2j * np.pi * fy[None, :] * s[:, 1:2]).astype(np.complex64)
-        ramp_x = np.exp(2j * np.pi * fx[None, :] * s[:, 0:1]).astype(np.complex64)
+        ramp_y, ramp_x = stack_ramp_axes(fy, fx, s)
         _newton_sums(prod, fy, fx, ramp_y, ramp_x, sums)
         gx, gy, hxx, hyy, hxy = sums.T
         det = hxx * hyy - hxy * hxy
