@@ -101,8 +101,7 @@ def _read_movie(path: str, params: MotionCorrectionParams, lines, eer_upsampling
             return reader.read_frames(), reader.pixel_size_angstrom, None, None
         grouping, doses = _movie_grouping(reader, lines, params, path)
         # counts (EER events, counting TIFF) sum exactly into uint16: a quarter of the float32 memory
-        counts = reader.dtype == np.uint8 and max(grouping.sizes) * 255 <= np.iinfo(np.uint16).max
-        frames = reader.read_grouped(grouping, dtype=np.uint16 if counts else np.float32)
+        frames = reader.read_grouped(grouping, dtype=reader.exact_sum_dtype(grouping) or np.float32)
         return frames, reader.pixel_size_angstrom, doses, grouping.sizes
 
 

@@ -105,15 +105,25 @@ class MovieReader:
         """
         bounds = self._check_grouping(grouping)
         out_type = np.dtype(dtype)
-        if out_type.kind in "ui":
-            largest = max(b - a for a, b in bounds)
-            if self.dtype.kind != "u" or largest * np.iinfo(self.dtype).max > np.iinfo(out_type).max:
-                raise InvalidParameters(
-                    f"{largest}-frame sums of {self.dtype} frames do not fit {out_type}", step="io", path=self.path)
+        if out_type.kind in "ui" and not self._sums_fit(bounds, out_type):
+            raise InvalidParameters(f"{max(b - a for a, b in bounds)}-frame sums of {self.dtype} frames do not "
+                                    f"fit {out_type}", step="io", path=self.path)
         out = np.empty((len(bounds),) + self.frame_shape, dtype=out_type)
         for i, group in enumerate(self._iter_group_sums(bounds)):
             out[i] = group
         return out
+
+    def exact_sum_dtype(self, grouping: FrameGrouping) -> np.dtype | None:
+        """uint16 when every group sum of these unsigned-integer frames (counts) fits it, else None.
+
+        The dtype to pass to `read_grouped` for exact sums in a quarter of the float32 memory.
+        """
+        bounds = self._check_grouping(grouping)
+        return np.dtype(np.uint16) if self._sums_fit(bounds, np.dtype(np.uint16)) else None
+
+    def _sums_fit(self, bounds: list[tuple[int, int]], out_type: np.dtype) -> bool:
+        largest = max(b - a for a, b in bounds)
+        return self.dtype.kind == "u" and largest * np.iinfo(self.dtype).max <= np.iinfo(out_type).max
 
     # for subclasses ------------------------------------------------------
     def _read(self, start: int, stop: int) -> NDArray:
