@@ -18,7 +18,7 @@ from typing import TextIO
 import numpy as np
 
 from semc.base.errors import InvalidParameters, ProcessingError
-from semc.base.io import open_movie
+from semc.base.io import open_movie, write_mrc
 from semc.motioncorrection.aln import AlignmentFile, aln_path, aln_read, aln_write
 from semc.motioncorrection.api import DetectorReferences, run_correction
 from semc.motioncorrection.motioncor2_args import (
@@ -76,8 +76,10 @@ def _ctf_estimate(args: MotionCor2Args, movie: str, output: str, corrected, pixe
                                  amplitude_contrast=float(args.first("AmpCont")), **phase_search)
     image = corrected.sums.get("dose_weighted", corrected.sums["sum"])
     stem = os.path.join(os.path.dirname(output), os.path.splitext(os.path.basename(movie))[0])
-    r = estimate_ctf(image, params=params, diagnostic_path=stem + "_Ctf.mrc")
-    with open(stem + "_Ctf.txt", "w") as fh:   # replaces the CTFFIND-style text the engine wrote
+    r = estimate_ctf(image, params=params)
+    write_mrc(stem + "_Ctf.mrc", r.diagnostics.diagnostic_image.astype(np.float32),
+              pixel_size_angstrom=r.spectrum_pixel_size_angstrom)
+    with open(stem + "_Ctf.txt", "w") as fh:
         fh.write("# Columns: #1 micrograph number; #2 - defocus 1 [A]; #3 - defocus 2; #4 - azimuth of "
                  "astigmatism; #5 - additional phase shift [radian]; #6 - cross correlation; #7 - spacing "
                  "(in Angstroms) up to which CTF rings were fit successfully\n")
@@ -198,10 +200,13 @@ def _process(args: MotionCor2Args, movie: str, out: TextIO) -> None:
         out.write(f"Corrected sum has been saved in:\n   {path}\n\n")
     out.write("Motion corrected images saved.\n\n")
     _write_logs(args, movie, corrected, shifts)
+    movie_shape = None   # (frames, ny, nx) of the input, read from its header once if an output needs it
+    if args["OutAln"] or args.first("OutStar"):
+        with open_movie(movie, eer_upsampling=upsampling) as header:
+            movie_shape = (header.n_frames,) + tuple(header.frame_shape)
     if args["OutAln"]:
         os.makedirs(args["OutAln"], exist_ok=True)
-        with open_movie(movie, eer_upsampling=upsampling) as header:
-            ny, nx = header.frame_shape
+        ny, nx = movie_shape[1:]
         patches = list(args["Patch"]) + [0, 0, 0]
         aln_write(aln_path(args["OutAln"], movie), AlignmentFile(
             stack_size=(nx, ny, shifts.shape[0]), patches=tuple(int(v) for v in patches[:3]),
@@ -213,8 +218,6 @@ def _process(args: MotionCor2Args, movie: str, out: TextIO) -> None:
         from semc.motioncorrection.polishing_star import polishing_star_write  # pandas: only when asked
 
         star = os.path.splitext(output)[0] + ".star"
-        with open_movie(movie, eer_upsampling=upsampling) as header:
-            movie_shape = (header.n_frames,) + tuple(header.frame_shape)
         polishing_star_write(star, movie=movie, gain=args["Gain"] or None, shifts_px=shifts,
                              first_frame=corrected.first_frame, movie_shape_nyx=movie_shape, params=params)
         out.write(f"Star file has been saved in:\n   {star}\n\n")
