@@ -39,7 +39,7 @@ from semc.motioncorrection.calc.internal.dose import (
 )
 from semc.motioncorrection.calc.internal.fourier import crop_half_spectrum, phase_ramp_axes
 from semc.motioncorrection.calc.internal.frames import FramePreparer
-from semc.motioncorrection.calc.internal.local_model import LocalMotionModel, fit_local_model
+from semc.motioncorrection.calc.internal.local_model import N_SPATIAL, N_TIME, LocalMotionModel, fit_local_model
 from semc.motioncorrection.calc.internal.output import finish_sums
 from semc.motioncorrection.calc.internal.prepare_kernels import correct_and_bin
 from semc.motioncorrection.calc.internal.patches import align_patches, taper_window
@@ -313,7 +313,7 @@ def _sum_along(frames, idx, prep, ref, b, params, workers, given) -> CorrectedMo
     motion = motion - motion[ref]
     residual = residual - residual[:, ref : ref + 1]
     model = None
-    if centres.shape[0] and n > 2 and centres.shape[0] * n > 18:
+    if centres.shape[0] and n > 2 and centres.shape[0] * n > N_SPATIAL * N_TIME:   # fit_local_model's need
         model = _model_of(centres, residual, ref, (ny, nx))
     t0 = time.perf_counter()
     sums, stack = _pass_two(frames, idx, prep, motion, model, params, workers)
