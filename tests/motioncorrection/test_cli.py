@@ -9,7 +9,8 @@ import pytest
 import scipy.ndimage
 import tifffile
 
-from semc.motioncorrection.cli import motioncor2_main
+from semc.motioncorrection.calc.external_log import motioncor_log_parse, motioncor_version_parse
+from semc.motioncorrection.cli import VERSION_LINE, motioncor2_main
 
 from .conftest import make_movie
 
@@ -36,6 +37,11 @@ def _relion_31_global_shifts(text):
     return np.array(out)
 
 
+def _logged_shifts(text):
+    """The shift table of a log (x, y per frame), read by SEMC's parser of real MotionCor2 1.6.4 logs."""
+    return np.array(motioncor_log_parse(text, version=motioncor_version_parse(VERSION_LINE)).shifts_px)
+
+
 def test_cli_writes_sums_and_logs_and_prints_the_1_6_4_table(tiff_movie, tmp_path, capsys):
     path, movie = tiff_movie
     out = tmp_path / "out.mrc"
@@ -51,8 +57,7 @@ def test_cli_writes_sums_and_logs_and_prints_the_1_6_4_table(tiff_movie, tmp_pat
     for suffix in ("-Full.log", "-Patch-Patch.log", "-Patch-Frame.log"):
         assert (tmp_path / "logs" / f"mov{suffix}").exists()
     text = captured.out
-    table = text[text.index("  Frame   x Shift   y Shift") :].split("\n\n")[0].splitlines()[1:]
-    shifts = np.array([[float(w) for w in row.split()[1:]] for row in table])
+    shifts = _logged_shifts(text)
     assert np.allclose(shifts[0], 0)
     truth = -(movie.motion_px - movie.motion_px[0])  # MotionCor logs the correction
     assert np.sqrt(np.mean((shifts - truth) ** 2)) < 0.1
@@ -106,9 +111,7 @@ def test_outstar_writes_a_polishing_star_with_the_logged_shifts(tiff_movie, tmp_
     rc = motioncor2_main(["-InTiff", str(path), "-OutMrc", str(out), "-Patch", "0", "0", "-PixSize", "0.8",
                           "-FmDose", "1.5", "-InitDose", "2", "-kV", "200", "-OutStar", "1"])
     assert rc == 0
-    text = capsys.readouterr().out
-    table = text[text.index("  Frame   x Shift   y Shift"):].split("\n\n")[0].splitlines()[1:]
-    logged = np.array([[float(w) for w in row.split()[1:]] for row in table])
+    logged = _logged_shifts(capsys.readouterr().out)
     star = starfile.read(tmp_path / "pol.star", always_dict=True)
     general = star["general"]
     assert (general["rlnImageSizeX"], general["rlnImageSizeY"], general["rlnImageSizeZ"]) == (512, 512, 16)
@@ -195,9 +198,7 @@ def test_tifforder_minus_one_takes_the_frames_last_first(tiff_movie, tmp_path, c
     for order in ("1", "-1"):
         out = tmp_path / f"o{order}.mrc"
         assert motioncor2_main(["-InTiff", str(path), "-OutMrc", str(out), "-TiffOrder", order]) == 0
-        text = capsys.readouterr().out
-        table = text[text.index("  Frame   x Shift   y Shift"):].split("\n\n")[0].splitlines()[1:]
-        shifts[order] = np.array([[float(w) for w in row.split()[1:]] for row in table])
+        shifts[order] = _logged_shifts(capsys.readouterr().out)
     # the same motion, read backwards: relative to the (new) first frame, it is the old last frame's
     forward, backward = shifts["1"], shifts["-1"]
     np.testing.assert_allclose(backward, (forward - forward[-1])[::-1], atol=0.15)
